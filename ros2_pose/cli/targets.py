@@ -1,0 +1,27 @@
+"""Verbs whose first argument names a target (`ros2-pose bench transport`, `ros2-pose train dolly`).
+
+A target is a module `<package>.<target>` exposing `add_arguments(parser)` and `run(args) -> int`,
+and its module docstring's first line is its help. New targets need no change here: dropping a
+module into the package registers it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+
+
+def register_targets(parser: argparse.ArgumentParser, package: str, metavar: str = "<target>") -> None:
+    pkg = importlib.import_module(package)
+    sub = parser.add_subparsers(dest="target", metavar=metavar, required=True)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        if not hasattr(module, "run"):
+            continue
+        help_text = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
+        target = sub.add_parser(info.name, help=help_text, description=module.__doc__)
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(target)
+        target.set_defaults(func=module.run)

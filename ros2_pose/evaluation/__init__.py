@@ -1,0 +1,1 @@
+"""Metrics and evaluation reports; one module per task in `tasks`."""

@@ -1,0 +1,1 @@
+"""Training: shared loop, configs and run directories; one module per task in `tasks`."""

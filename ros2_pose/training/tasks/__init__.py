@@ -1,0 +1,1 @@
+"""One module per `ros2-pose train <task>`: add_arguments(parser), run(args)."""
