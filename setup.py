@@ -1,10 +1,18 @@
 """ros2_pose: an ament_python package; also pip-installable (editable) into the set-up venv."""
 from glob import glob
 import os
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "ros2_pose"
+
+
+def node_executables():
+    """Every module in ros2_pose/nodes/ (not starting with `_`) is a node executable of that name,
+    run by its `main()`; launch files and `ros2-pose up` refer to nodes by these names."""
+    here = Path(__file__).resolve().parent
+    return sorted(p.stem for p in (here / PACKAGE / "nodes").glob("*.py") if not p.stem.startswith("_"))
 
 
 def data_tree(folder):
@@ -37,6 +45,7 @@ setup(
     entry_points={
         "console_scripts": [
             "ros2-pose = ros2_pose.cli.main:main",
+            *(f"{node} = {PACKAGE}.nodes.{node}:main" for node in node_executables()),
         ],
     },
 )

@@ -33,7 +33,8 @@ fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt setup.py | sha256sum | cut -d' ' -f1)
+# Node executables come from the modules in ros2_pose/nodes/: a new node re-runs the editable install.
+want=$( (sha256sum requirements.txt setup.py; ls ros2_pose/nodes/) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages (pinned in requirements.txt)"
   python -m pip install -q --disable-pip-version-check 'pip>=23' 'setuptools<80' wheel 2>&1 | grep -v '^WARNING: Location' || true

@@ -1,0 +1,1 @@
+"""Bags, recording, synchronisation and datasets on disk."""

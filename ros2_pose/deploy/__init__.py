@@ -1,0 +1,1 @@
+"""Deployment: one runner for torch / onnxruntime / tensorrt, ONNX export, TensorRT engines."""

@@ -1,0 +1,1 @@
+"""ROS-free geometry: camera model, rigid transforms and rotations, ROI crop."""

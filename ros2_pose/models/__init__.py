@@ -1,0 +1,1 @@
+"""Networks (torch), one module per model family."""

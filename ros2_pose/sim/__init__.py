@@ -1,0 +1,1 @@
+"""Synthetic scenes: meshes, headless rendering, domain randomisation, per-task scene generators."""
