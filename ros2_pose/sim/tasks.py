@@ -1,0 +1,136 @@
+"""The synthetic-data tasks `ros2-pose sim <task>` knows, and the frame each one produces.
+
+A task is a class with `__init__(width=640, height=480, preset="default", backend="auto")` and
+`generate(rng: np.random.Generator, index: int) -> SimFrame`. `generate` must draw all its
+randomness from `rng`, so a frame depends only on (seed, index) and not on which worker made it.
+Tasks create their `Renderer` lazily on the first `generate`, inside the process that renders.
+
+Registry entries are "module:Class" strings imported on use, so a task whose module is missing or
+broken fails alone with a message saying which one (`TaskUnavailableError`).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from ros2_pose.data.bag_messages import ObjectKeypointsSpec, PersonSpec
+from ros2_pose.geometry.camera import CameraModel
+from ros2_pose.geometry.transforms import RigidTransform
+
+TASKS: dict[str, str] = {
+    "dolly": "ros2_pose.sim.dolly:DollyTask",
+    "drone": "ros2_pose.sim.drone:DroneTask",
+    "people": "ros2_pose.sim.people:PeopleTask",
+    "motion": "ros2_pose.sim.motion:MotionTask",
+}
+PRESETS = ("default", "ood")
+
+
+class TaskUnavailableError(RuntimeError):
+    """A registered task's module or class cannot be imported."""
+
+
+class SimDetection(NamedTuple):
+    """A ground-truth 2D box: class name (e.g. "dolly"), instance id, (x_min, y_min, x_max, y_max)
+    pixels of the visible part, score (1.0 for ground truth)."""
+
+    class_id: str
+    instance_id: int
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+
+
+@dataclass
+class SimFrame:
+    """One rendered frame and its ground truth.
+
+    rgb HxWx3 uint8, depth HxW float32 metres (0 = background), segmentation HxW uint16
+    (object_index*256 + part_index). `objects` maps TF frame names to T_world_object;
+    `tracked_pose` is T_camera_object of the task's tracked object (`tracked_frame`), or None.
+    `keypoints` (drones) and `skeletons` (people; with `skeleton_joint_names`/`skeleton_limbs`) use
+    the ROS-free specs of ros2_pose.data.bag_messages. `extra` holds task-specific ground truth
+    (arrays or numbers), e.g. the dolly's visibility fraction.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    segmentation: np.ndarray
+    camera: CameraModel
+    T_world_camera: RigidTransform
+    objects: dict[str, RigidTransform] = field(default_factory=dict)
+    tracked_pose: RigidTransform | None = None
+    tracked_frame: str | None = None
+    detections: list[SimDetection] = field(default_factory=list)
+    keypoints: list[ObjectKeypointsSpec] = field(default_factory=list)
+    skeletons: list[PersonSpec] = field(default_factory=list)
+    skeleton_joint_names: list[str] = field(default_factory=list)
+    skeleton_limbs: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SimTask(Protocol):
+    name: str
+    width: int
+    height: int
+
+    def generate(self, rng: np.random.Generator, index: int) -> SimFrame: ...
+
+
+def task_class(name: str):
+    """The class registered for task `name` (imported now)."""
+    if name not in TASKS:
+        raise KeyError(f"unknown sim task {name!r}; known tasks: {sorted(TASKS)}")
+    module_name, _, class_name = TASKS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # a dependency of the module is missing: show the real error
+        raise TaskUnavailableError(
+            f"sim task {name!r} needs module {module_name}, which does not exist in this checkout") from exc
+    try:
+        return getattr(module, class_name)
+    except AttributeError as exc:
+        raise TaskUnavailableError(f"sim task {name!r}: {module_name} defines no {class_name}") from exc
+
+
+def make_task(name: str, width: int = 640, height: int = 480, preset: str = "default",
+              backend: str = "auto") -> SimTask:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    return task_class(name)(width=width, height=height, preset=preset, backend=backend)
+
+
+def frame_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator for frame `index` of a run seeded with `seed`: independent streams per frame,
+    so output does not depend on worker count or order."""
+    if index < 0:
+        raise ValueError(f"frame index must be >= 0, got {index}")
+    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(int(index),)))
+
+
+def box_from_mask(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x_min, y_min, x_max, y_max) of a boolean mask's pixels (pixel centres), or None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return float(cols[0]), float(rows[0]), float(cols[-1]), float(rows[-1])
+
+
+def projected_box(camera: CameraModel, points_camera: np.ndarray, clip: bool = True):
+    """Box of 3D points (camera frame) projected into the image, or None if none is in front.
+    With clip=True the box is limited to the image."""
+    pixels = camera.project(points_camera)
+    pixels = pixels[np.all(np.isfinite(pixels), axis=1)]
+    if len(pixels) == 0:
+        return None
+    x0, y0 = pixels.min(axis=0)
+    x1, y1 = pixels.max(axis=0)
+    if clip:
+        x0, x1 = np.clip([x0, x1], 0, camera.width - 1)
+        y0, y1 = np.clip([y0, y1], 0, camera.height - 1)
+    return float(x0), float(y0), float(x1), float(y1)
