@@ -1,0 +1,165 @@
+"""Core results -> rclpy messages (PoseStamped, TransformStamped, Odometry) and back.
+
+Every builder refuses what subscribers must never see: non-finite numbers, empty frame ids, a
+transform from a frame to itself. Quaternions are converted only by ros2_pose.geometry.transforms
+(ROS x, y, z, w). ``transform_from_pose_msg`` and ``stamp_to_ns`` are duck-typed, so they also
+read rosbags message objects.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import (Point, Pose, PoseStamped, PoseWithCovariance, Quaternion, Transform,
+                               TransformStamped, Twist, TwistWithCovariance, Vector3)
+from nav_msgs.msg import Odometry
+from std_msgs.msg import Header
+
+from ros2_pose.geometry.transforms import RigidTransform
+
+_NS_PER_S = 1_000_000_000
+_INT32_MAX = 2**31 - 1  # builtin_interfaces/Time.sec is int32
+_COVARIANCE_SYMMETRY_TOLERANCE = 1e-9
+
+
+# ------------------------------------------------------------------------------------ stamps
+def stamp_to_ns(stamp: Any) -> int:
+    """Nanoseconds of a builtin_interfaces/Time (rclpy or rosbags), a Header, an rclpy Time or an int."""
+    if isinstance(stamp, (int, np.integer)) and not isinstance(stamp, bool):
+        return int(stamp)
+    if hasattr(stamp, "nanoseconds"):  # rclpy.time.Time
+        return int(stamp.nanoseconds)
+    if hasattr(stamp, "stamp") and hasattr(stamp, "frame_id"):  # a Header
+        stamp = stamp.stamp
+    if hasattr(stamp, "sec") and hasattr(stamp, "nanosec"):
+        return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
+    raise TypeError(f"expected a builtin_interfaces/Time, Header, rclpy Time or int nanoseconds, got {type(stamp).__name__}")
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """builtin_interfaces/Time of a non-negative nanosecond count."""
+    if isinstance(ns, bool) or not isinstance(ns, (int, np.integer)):
+        raise TypeError(f"nanoseconds must be an integer, got {type(ns).__name__}")
+    ns = int(ns)
+    if ns < 0 or ns // _NS_PER_S > _INT32_MAX:
+        raise ValueError(f"stamp {ns} ns is outside builtin_interfaces/Time's range [0, {_INT32_MAX} s]")
+    return Time(sec=ns // _NS_PER_S, nanosec=ns % _NS_PER_S)
+
+
+def _header(stamp: Any, frame_id: str) -> Header:
+    _check_frame(frame_id, "frame_id")
+    return Header(stamp=ns_to_stamp(stamp_to_ns(stamp)), frame_id=frame_id)
+
+
+def _check_frame(frame_id: Any, what: str) -> None:
+    if not isinstance(frame_id, str) or not frame_id:
+        raise ValueError(f"{what} must be a non-empty string, got {frame_id!r}")
+
+
+def _check_transform(transform: Any) -> RigidTransform:
+    # RigidTransform validates itself (finite, proper rotation), so holding one is the check.
+    if not isinstance(transform, RigidTransform):
+        raise TypeError(f"expected a ros2_pose.geometry.transforms.RigidTransform, got {type(transform).__name__}")
+    return transform
+
+
+def _finite(values: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size != math.prod(shape):
+        raise ValueError(f"{what} must have {math.prod(shape)} values (shape {shape}), got shape {array.shape}")
+    array = array.reshape(shape)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contains non-finite values: {array.ravel().tolist()}")
+    return array
+
+
+def _quaternion(transform: RigidTransform) -> Quaternion:
+    x, y, z, w = (float(value) for value in transform.quat_xyzw)
+    return Quaternion(x=x, y=y, z=z, w=w)
+
+
+def _pose(transform: RigidTransform) -> Pose:
+    x, y, z = (float(value) for value in transform.translation)
+    return Pose(position=Point(x=x, y=y, z=z), orientation=_quaternion(transform))
+
+
+# ------------------------------------------------------------------------------------ builders
+def pose_stamped(transform: RigidTransform, header_or_stamp: Any, frame_id: str | None = None) -> PoseStamped:
+    """PoseStamped of ``transform`` (the child's pose in ``frame_id``).
+
+    ``header_or_stamp``: an input Header (its stamp, and its frame_id unless ``frame_id`` is given:
+    the usual "same header as the image" case), or a stamp accepted by :func:`stamp_to_ns`.
+    """
+    if frame_id is None:
+        if not hasattr(header_or_stamp, "frame_id"):
+            raise ValueError("frame_id is required when a stamp rather than a Header is given")
+        frame_id = header_or_stamp.frame_id
+    return PoseStamped(header=_header(header_or_stamp, frame_id), pose=_pose(_check_transform(transform)))
+
+
+def transform_stamped(transform: RigidTransform, stamp: Any, parent_frame: str, child_frame: str) -> TransformStamped:
+    """TransformStamped parent -> child (``transform`` maps child points into the parent frame)."""
+    _check_frame(child_frame, "child_frame")
+    if parent_frame == child_frame:
+        raise ValueError(f"parent and child frame are both {parent_frame!r}; TF rejects a frame's transform to itself")
+    transform = _check_transform(transform)
+    x, y, z = (float(value) for value in transform.translation)
+    return TransformStamped(header=_header(stamp, parent_frame), child_frame_id=child_frame,
+                            transform=Transform(translation=Vector3(x=x, y=y, z=z), rotation=_quaternion(transform)))
+
+
+def odometry(transform: RigidTransform, stamp: Any, odom_frame: str, child_frame: str, twist: Any = None,
+             pose_covariance: Any = None, twist_covariance: Any = None) -> Odometry:
+    """nav_msgs/Odometry: pose of ``child_frame`` in ``odom_frame``; twist in ``child_frame``.
+
+    ``twist``: 6 values (vx, vy, vz, wx, wy, wz) or ((vx, vy, vz), (wx, wy, wz)); covariances 36
+    values or 6x6 (row-major, symmetric). Left out, they stay zero as in a default Odometry.
+    """
+    _check_frame(child_frame, "child_frame")
+    if odom_frame == child_frame:
+        raise ValueError(f"odom_frame and child_frame are both {odom_frame!r}")
+    message = Odometry(header=_header(stamp, odom_frame), child_frame_id=child_frame)
+    message.pose = PoseWithCovariance(pose=_pose(_check_transform(transform)))
+    message.twist = TwistWithCovariance()
+    if pose_covariance is not None:
+        message.pose.covariance = _covariance(pose_covariance, "pose_covariance")
+    if twist is not None:
+        velocities = _finite(twist, (6,), "twist")
+        message.twist.twist = Twist(linear=Vector3(x=velocities[0], y=velocities[1], z=velocities[2]),
+                                    angular=Vector3(x=velocities[3], y=velocities[4], z=velocities[5]))
+    if twist_covariance is not None:
+        message.twist.covariance = _covariance(twist_covariance, "twist_covariance")
+    return message
+
+
+def _covariance(values: Any, what: str) -> np.ndarray:
+    matrix = _finite(values, (6, 6), what)
+    if not np.allclose(matrix, matrix.T, atol=_COVARIANCE_SYMMETRY_TOLERANCE):
+        raise ValueError(f"{what} must be symmetric, got {matrix.tolist()}")
+    return matrix.ravel()
+
+
+# ------------------------------------------------------------------------------------ readers
+def transform_from_pose_msg(msg: Any) -> RigidTransform:
+    """RigidTransform of a Pose, PoseStamped, PoseWithCovariance(Stamped), Odometry, Transform or
+    TransformStamped (rclpy or rosbags: only the field names matter). ValueError for non-finite
+    values or a zero quaternion; a non-unit quaternion is normalised."""
+    inner = msg
+    while True:  # unwrap the stamped / covariance / odometry envelopes down to Pose or Transform
+        if hasattr(inner, "position") and hasattr(inner, "orientation"):
+            translation, rotation = inner.position, inner.orientation
+            break
+        if hasattr(inner, "translation") and hasattr(inner, "rotation"):
+            translation, rotation = inner.translation, inner.rotation
+            break
+        if hasattr(inner, "pose"):
+            inner = inner.pose
+        elif hasattr(inner, "transform"):
+            inner = inner.transform
+        else:
+            raise TypeError(f"expected a pose or transform message, got {type(msg).__name__}")
+    t = _finite([translation.x, translation.y, translation.z], (3,), "position")
+    q = _finite([rotation.x, rotation.y, rotation.z, rotation.w], (4,), "orientation (x, y, z, w)")
+    return RigidTransform.from_quat_xyzw(q, t)
