@@ -51,7 +51,8 @@ class SimFrame:
     (object_index*256 + part_index). `objects` maps TF frame names to T_world_object;
     `tracked_pose` is T_camera_object of the task's tracked object (`tracked_frame`), or None.
     `keypoints` (drones) and `skeletons` (people; with `skeleton_joint_names`/`skeleton_limbs`) use
-    the ROS-free specs of ros2_pose.data.bag_messages. `extra` holds task-specific ground truth
+    the ROS-free specs of ros2_pose.data.bag_messages; a task that has them sets a list on every
+    frame (empty when nothing is in view), so its bag has the topic on every frame. `extra` holds task-specific ground truth
     (arrays or numbers), e.g. the dolly's visibility fraction.
     """
 
@@ -64,8 +65,8 @@ class SimFrame:
     tracked_pose: RigidTransform | None = None
     tracked_frame: str | None = None
     detections: list[SimDetection] = field(default_factory=list)
-    keypoints: list[ObjectKeypointsSpec] = field(default_factory=list)
-    skeletons: list[PersonSpec] = field(default_factory=list)
+    keypoints: list[ObjectKeypointsSpec] | None = None  # None: the task has no keypoints topic
+    skeletons: list[PersonSpec] | None = None  # None: the task has no skeletons topic
     skeleton_joint_names: list[str] = field(default_factory=list)
     skeleton_limbs: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
