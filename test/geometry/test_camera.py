@@ -53,8 +53,9 @@ def test_distorted_projection_matches_opencv_and_undistort_points():
     assert camera.undistorted().has_distortion is False
 
 
-def test_undistort_image_moves_a_bright_pixel_where_undistort_points_says():
-    camera = CameraModel(K, PLUMB_BOB, 640, 480)
+@pytest.mark.parametrize("model,coefficients", [("plumb_bob", PLUMB_BOB), ("equidistant", FISHEYE)])
+def test_undistort_image_moves_a_bright_pixel_where_undistort_points_says(model, coefficients):
+    camera = CameraModel(K, coefficients, 640, 480, distortion_model=model)
     point = np.array([[1.2, 0.9, 2.0]])
     raw_pixel = camera.project(point)[0]
     image = np.zeros((480, 640), np.float32)
