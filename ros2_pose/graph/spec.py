@@ -94,7 +94,13 @@ def graph_file(graph: str) -> Path:
 
 def load_graph(graph: str) -> GraphSpec:
     """Read and validate config/graphs/<graph>.yaml."""
-    path = graph_file(graph)
+    return load_graph_file(graph_file(graph))
+
+
+def load_graph_file(path: Path) -> GraphSpec:
+    """Read and validate a graph file (its parameter files are still looked up in config/)."""
+    path = Path(path)
+    graph = path.stem
     data = _read_yaml(path, what="graph file")
     where = f"graph file {path}"
     if not isinstance(data, dict):
