@@ -1,0 +1,1 @@
+"""Task dataset builders: bags -> datasets on disk (one module per task)."""

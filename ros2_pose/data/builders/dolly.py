@@ -1,0 +1,160 @@
+"""The dolly pose model's dataset: whole-image detector input plus ground-truth crops with pose.
+
+Field names are the contract with the dolly model (models/dolly_pose.py):
+  det_image (N,160,160,3) u8   whole image letterboxed (RoiCrop of the full-image box, black padding)
+  det_box (N,4) f32             the dolly's visible box in det_image pixels, normalised to [0, 1]
+  det_valid (N,) bool           the dolly is visible in this frame
+  crop (N,128,128,3) u8         RoiCrop of the (optionally jittered) ground-truth box
+  box_norm (N,4) f32            RoiCrop.normalized_box of that box (image size -> [0, 1])
+  crop_matrix (N,2,3) f32       image pixel -> crop pixel affine
+  K (N,3,3) f32                 camera intrinsics of the full image
+  rotation (N,3,3) f32, translation (N,3) f32   T_camera_dolly (optical frame)
+  mask (N,64,64) u8             dolly frame (part 0, no wheels) in crop coordinates, 0/1
+  distance (N,) f32             |translation| in metres
+  visible_fraction (N,) f32     visible box area / full ground-truth box area (1 when nothing hides it)
+  pose_valid (N,) bool          crop, mask and pose fields are meaningful (zero otherwise)
+  stamp_ns (N,) i64, frame_index (N,) i32, sequence (N,) i32
+A frame yields `crops_per_frame` rows (each with its own box jitter).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from ros2_pose.data.builders.frames import (BuildOptions, BuildResult, Frame, FramePlan, SplitOptions,
+                                            finish_dataset)
+from ros2_pose.data.dataset import DatasetWriter, FieldSpec
+from ros2_pose.geometry.crop import RoiCrop
+
+DET_SIZE, CROP_SIZE, MASK_SIZE = 160, 128, 64
+FRAME_PART, WHEEL_PART = 0, 1
+PARTS_PER_OBJECT = 256
+
+
+@dataclass
+class DollyOptions:
+    crops_per_frame: int = 1
+    box_jitter: float = 0.0        # max shift of the box centre and change of its size, x box size
+    object_index: int | None = None  # dolly's object index in /camera/segmentation (None: detections' instance_id, else 1)
+    seed: int = 0
+
+
+def fields() -> dict[str, FieldSpec]:
+    f = FieldSpec.of
+    return {
+        "det_image": f(np.uint8, (DET_SIZE, DET_SIZE, 3)), "det_box": f(np.float32, (4,)),
+        "det_valid": f(np.bool_, ()), "crop": f(np.uint8, (CROP_SIZE, CROP_SIZE, 3)),
+        "box_norm": f(np.float32, (4,)), "crop_matrix": f(np.float32, (2, 3)), "K": f(np.float32, (3, 3)),
+        "rotation": f(np.float32, (3, 3)), "translation": f(np.float32, (3,)),
+        "mask": f(np.uint8, (MASK_SIZE, MASK_SIZE)), "distance": f(np.float32, ()),
+        "visible_fraction": f(np.float32, ()), "pose_valid": f(np.bool_, ()),
+        "stamp_ns": f(np.int64, ()), "frame_index": f(np.int32, ()), "sequence": f(np.int32, ()),
+    }
+
+
+def full_image_crop(width: int, height: int, size: int = DET_SIZE) -> RoiCrop:
+    """The letterbox: the whole image (pixel edges -0.5 .. W-0.5) into a size x size square."""
+    return RoiCrop.from_box((-0.5, -0.5, width - 0.5, height - 0.5), size=size)
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray | None:
+    """Pixel-edge box (x_min, y_min, x_max, y_max) of a boolean mask, None if empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return np.array([xs.min() - 0.5, ys.min() - 0.5, xs.max() + 0.5, ys.max() + 0.5])
+
+
+def jitter_box(box: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Shift the centre and scale the sides by up to `amount` x the box's size (uniform)."""
+    if amount <= 0:
+        return box
+    w, h = box[2] - box[0], box[3] - box[1]
+    cx, cy = (box[0] + box[2]) / 2 + rng.uniform(-amount, amount) * w, (box[1] + box[3]) / 2 + rng.uniform(-amount, amount) * h
+    w, h = w * (1 + rng.uniform(-amount, amount)), h * (1 + rng.uniform(-amount, amount))
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _detection_of(frame: Frame, class_id: str):
+    detections = frame.plan.light.get("detections")
+    if detections is None:
+        return None
+    for d in detections.detections:
+        if d.class_id == class_id:
+            return d
+    return None
+
+
+def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.random.Generator) -> list[dict]:
+    """The `crops_per_frame` rows of one frame."""
+    image, seg = frame.image, frame.segmentation
+    height, width = image.shape[:2]
+    detection = _detection_of(frame, class_id)
+    object_index = options.object_index
+    if object_index is None:
+        object_index = detection.instance_id if detection is not None and detection.instance_id >= 1 else 1
+    objects = seg // PARTS_PER_OBJECT
+    visible = objects == object_index
+    visible_box = mask_box(visible)
+    if detection is not None:
+        b = detection.box
+        gt_box = np.array([b.x_min, b.y_min, b.x_max, b.y_max], dtype=np.float64)
+    else:
+        gt_box = visible_box
+    letterbox = full_image_crop(width, height)
+    det = {"det_image": letterbox.apply(image), "det_valid": visible_box is not None,
+           "det_box": np.zeros(4, np.float32)}
+    if visible_box is not None:
+        corners = letterbox.image_to_crop(visible_box.reshape(2, 2))
+        det["det_box"] = np.clip((corners.reshape(4) + 0.5) / DET_SIZE, 0.0, 1.0).astype(np.float32)
+    T = frame.plan.T_camera_object
+    common = {"K": frame.K.astype(np.float32), "stamp_ns": frame.stamp_ns,
+              "frame_index": frame.plan.ordinal, "sequence": frame.plan.sequence,
+              "rotation": T[:3, :3].astype(np.float32), "translation": T[:3, 3].astype(np.float32),
+              "distance": np.float32(np.linalg.norm(T[:3, 3]))}
+    pose_ok = bool(np.all(np.isfinite(T)) and T[2, 3] > 0)
+    rows = []
+    for _ in range(options.crops_per_frame):
+        row = {**det, **common}
+        valid = visible_box is not None and gt_box is not None and pose_ok and gt_box[2] > gt_box[0] and gt_box[3] > gt_box[1]
+        row["pose_valid"] = valid
+        if valid:
+            box = jitter_box(gt_box, options.box_jitter, rng)
+            crop = RoiCrop.from_box(box, size=CROP_SIZE)
+            frame_mask = (seg == object_index * PARTS_PER_OBJECT + FRAME_PART).astype(np.uint8)
+            row.update(crop=crop.apply(image), box_norm=crop.normalized_box(width, height),
+                       crop_matrix=crop.matrix.astype(np.float32),
+                       mask=RoiCrop(crop.box, MASK_SIZE).apply(frame_mask, interpolation=cv2.INTER_NEAREST))
+            gt_area = (gt_box[2] - gt_box[0]) * (gt_box[3] - gt_box[1])
+            vis_area = (visible_box[2] - visible_box[0]) * (visible_box[3] - visible_box[1])
+            row["visible_fraction"] = np.float32(np.clip(vis_area / gt_area, 0.0, 1.0))
+        rows.append(row)
+    return rows
+
+
+def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | None = None,
+          dolly: DollyOptions | None = None, split: SplitOptions | None = None) -> BuildResult:
+    started = time.perf_counter()
+    options = options or BuildOptions(object_frame="dolly")
+    dolly = dolly or DollyOptions()
+    split = split or SplitOptions()
+    if dolly.crops_per_frame < 1:
+        raise ValueError(f"crops_per_frame must be >= 1, got {dolly.crops_per_frame}")
+    if not 0 <= dolly.box_jitter < 0.5:
+        raise ValueError(f"box_jitter must be in [0, 0.5), got {dolly.box_jitter}")
+    plan = FramePlan.scan(bags, streams=("segmentation",), options=options, optional=("detections",))
+    writer = DatasetWriter(out, "dolly", fields(), count=len(plan.frames) * dolly.crops_per_frame)
+    rng = np.random.default_rng(dolly.seed)
+    groups, sequences = [], []
+    for frame in plan.decoded_frames():
+        for j, row in enumerate(frame_samples(frame, dolly, options.object_frame, rng)):
+            writer.write(frame.plan.ordinal * dolly.crops_per_frame + j, row)
+    for f in plan.frames:
+        groups += [f.ordinal] * dolly.crops_per_frame
+        sequences += [f.sequence] * dolly.crops_per_frame
+    return finish_dataset(writer, plan, split, {"task": vars(dolly)}, groups, sequences, started)

@@ -1,0 +1,83 @@
+"""Task builders on tiny bags written here with exactly known boxes, poses and segmentation."""
+import numpy as np
+import pytest
+
+from ros2_pose.data.bags import CorruptBagError, MissingTopicError
+from ros2_pose.data.builders import dolly
+from ros2_pose.data.builders.fixture_bag import write_fixture_bag
+from ros2_pose.data.builders.frames import BuildOptions, DatasetBuildError
+from ros2_pose.data.dataset import ArrayDataset
+from ros2_pose.geometry.crop import RoiCrop
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bags") / "fixture"
+    return path, write_fixture_bag(path, n_frames=6)
+
+
+def test_dolly_fields_are_exact(bag, tmp_path):
+    path, truth = bag
+    result = dolly.build([path], tmp_path / "ds", BuildOptions(gt_source="topic"))
+    ds = ArrayDataset(tmp_path / "ds", "all")
+    assert result.count == len(ds) == 6
+    for i, frame in enumerate(truth):
+        s = ds[i]
+        assert s["stamp_ns"] == frame.stamp_ns and s["det_valid"] and s["pose_valid"]
+        x0, y0, x1, y1 = frame.box
+        # letterbox of 160x120 into 160x160: scale 1, 20 rows of black on top
+        assert np.allclose(s["det_box"], [(x0 + 0.5) / 160, (y0 + 20.5) / 160, (x1 + 0.5) / 160, (y1 + 20.5) / 160])
+        assert (s["det_image"][:20] == 0).all() and np.array_equal(s["det_image"][20:140], frame.image)
+        crop = RoiCrop.from_box(frame.box, 128)
+        assert np.allclose(s["crop_matrix"], crop.matrix) and np.allclose(s["box_norm"], crop.normalized_box(160, 120))
+        # the box's longer side (width) fills the crop; the dolly colour is in the middle
+        assert tuple(s["crop"][40, 64]) == (200, 60, 30)
+        # mask: frame part (top 3/4 of the silhouette), no wheels, padding rows empty
+        mask_rows = np.flatnonzero(s["mask"].any(1))
+        height_px = (y1 - y0) * 64 / (x1 - x0)
+        assert s["mask"].any(0).all()  # the box is wider than tall: the frame spans every column
+        assert abs(len(mask_rows) - 0.75 * height_px) <= 2 and s["mask"].max() == 1
+        assert np.allclose(s["translation"], frame.T_camera_object.translation, atol=1e-6)
+        assert np.isclose(s["distance"], np.linalg.norm(frame.T_camera_object.translation))
+        assert np.isclose(s["visible_fraction"], 1.0)
+        assert np.allclose(s["K"][0, 0], 176.0)
+
+
+def test_tf_ground_truth_equals_topic(bag, tmp_path):
+    path, _ = bag
+    dolly.build([path], tmp_path / "tf", BuildOptions(gt_source="tf"))
+    dolly.build([path], tmp_path / "topic", BuildOptions(gt_source="topic"))
+    tf, topic = ArrayDataset(tmp_path / "tf", "all"), ArrayDataset(tmp_path / "topic", "all")
+    by_stamp = {int(topic[i]["stamp_ns"]): topic[i] for i in range(len(topic))}
+    assert len(tf) >= 5  # the first image has no TF sample before it to interpolate from
+    for i in range(len(tf)):
+        a, b = tf[i], by_stamp[int(tf[i]["stamp_ns"])]
+        assert np.allclose(a["rotation"], b["rotation"], atol=1e-5)
+        assert np.allclose(a["translation"], b["translation"], atol=1e-5)
+
+
+def test_crops_per_frame_with_jitter_and_looped_bag(tmp_path):
+    path = tmp_path / "loop"
+    write_fixture_bag(path, n_frames=6, loop_at=3)
+    result = dolly.build([path], tmp_path / "ds", BuildOptions(gt_source="topic"),
+                         dolly.DollyOptions(crops_per_frame=2, box_jitter=0.1))
+    ds = ArrayDataset(tmp_path / "ds", "all")
+    assert result.count == 12
+    assert sorted(set(int(ds[i]["sequence"]) for i in range(12))) == [0, 1]
+    assert not np.allclose(ds[0]["box_norm"], ds[1]["box_norm"])  # two jitters of one frame
+
+
+def test_bad_inputs_fail_with_counts(tmp_path):
+    no_info = tmp_path / "no_info"
+    write_fixture_bag(no_info, n_frames=3, camera_info=False)
+    with pytest.raises(MissingTopicError, match="camera_info"):
+        dolly.build([no_info], tmp_path / "a", BuildOptions(gt_source="topic"))
+    good = tmp_path / "good"
+    write_fixture_bag(good, n_frames=3)
+    with pytest.raises(DatasetBuildError, match=r"no frame could be matched.*0/3"):
+        dolly.build([good], tmp_path / "b", BuildOptions(gt_source="tf", tolerance_ns=0, tf_interpolation_gap_ns=0))
+    assert not (tmp_path / "b" / "manifest.json").exists()
+    mcap = next(good.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    with pytest.raises(CorruptBagError):
+        dolly.build([good], tmp_path / "c", BuildOptions(gt_source="topic"))
