@@ -377,10 +377,15 @@ class PersonPose:
 
     def keypoint_surface_depth(self) -> np.ndarray:
         """(17,) how far below the body's surface each COCO keypoint may lie (metres): the largest
-        radius of the parts around it; face keypoints lie on the surface (0)."""
+        radius of the parts around it; nose and eyes lie on the surface (0). Real ears stick out
+        of the head's side; the ellipsoid head has none, so near the silhouette the head surface
+        seen around an ear keypoint may be up to the head's half-width in front of it."""
         by_name = {p.name: p for p in self.parts}
         depth = []
         for name in COCO_KEYPOINTS:
+            if name.endswith("_ear"):
+                depth.append(self.proportions.head_breadth)
+                continue
             radii = [by_name[part].radius for part in KEYPOINT_PARTS[name] if by_name[part].kind == "capsule"]
             depth.append(max(radii) if radii and name not in FACE_KEYPOINTS else 0.0)
         return np.asarray(depth)
@@ -416,10 +421,11 @@ def pose_person(proportions: BodyProportions, angles: JointAngles, family: str =
         BodyPart("head", PART_INDEX["head"], "ellipsoid", head_centre, radii=head_radii, rotation=r_head),
         BodyPart("neck", PART_INDEX["neck"], "capsule", j["neck"], head_pivot + r_head @ (0, 0, 0.2 * p.head_height),
                  p.neck_radius),
-        BodyPart("torso", PART_INDEX["torso"], "ellipsoid", j["pelvis"] + r_chest @ (0, 0, 0.62 * p.torso),
-                 radii=np.array([p.chest_depth, p.chest_breadth, 0.46 * p.torso]), rotation=r_chest),
-        BodyPart("pelvis", PART_INDEX["pelvis"], "ellipsoid", j["pelvis"] + r_pelvis @ (0, 0, 0.05 * p.torso),
-                 radii=np.array([p.pelvis_depth, p.pelvis_breadth, 0.2 * p.torso]), rotation=r_pelvis),
+        # chest and pelvis ellipsoids overlap deeply so the waist is not pinched to a point
+        BodyPart("torso", PART_INDEX["torso"], "ellipsoid", j["pelvis"] + r_chest @ (0, 0, 0.56 * p.torso),
+                 radii=np.array([p.chest_depth, p.chest_breadth, 0.5 * p.torso]), rotation=r_chest),
+        BodyPart("pelvis", PART_INDEX["pelvis"], "ellipsoid", j["pelvis"] + r_pelvis @ (0, 0, 0.06 * p.torso),
+                 radii=np.array([p.pelvis_depth, p.pelvis_breadth, 0.26 * p.torso]), rotation=r_pelvis),
     ]
     for side, sign in (("left", 1.0), ("right", -1.0)):
         flex, abduct = getattr(a, f"{side}_shoulder_flex"), getattr(a, f"{side}_shoulder_abduct")

@@ -107,3 +107,111 @@ def test_body_parts_have_unique_indices_and_meshes_enclose_their_joints():
         assert np.all(anchor >= lo - 1e-6) and np.all(anchor <= hi + 1e-6), q.name
     with pytest.raises(ValueError, match="height"):
         sk.sample_proportions(np.random.default_rng(0), (1.0, 3.0))
+
+
+# ---------------------------------------------------------------------------------- people scenes
+from ros2_pose.geometry.camera import CameraModel  # noqa: E402
+from ros2_pose.geometry.transforms import RigidTransform  # noqa: E402
+from ros2_pose.sim import people as ppl  # noqa: E402
+from ros2_pose.sim.randomization import look_at  # noqa: E402
+from ros2_pose.sim.renderer import Renderer  # noqa: E402
+from ros2_pose.sim.scene import Material, Scene, SceneObject, segment_id  # noqa: E402
+from ros2_pose.sim.tasks import frame_rng  # noqa: E402
+
+W, H = 160, 120
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    r = Renderer(W, H, "auto")
+    yield r
+    r.close()
+
+
+def _camera():
+    return CameraModel(np.array([[110.0, 0, 79.5], [0, 110.0, 59.5], [0, 0, 1]]), np.zeros(5), W, H)
+
+
+def _render_people(renderer, placed, T_world_camera):
+    objects = [SceneObject(f"p{p.object_index}/{q.name}", sk.part_mesh(q), p.T_world_person, Material((0.7, 0.5, 0.4)),
+                           segment_id(p.object_index, q.part_index)) for p in placed for q in p.body.parts]
+    frame = renderer.render(Scene(objects), _camera(), T_world_camera)
+    return frame, ppl.label_people(frame.segmentation, frame.depth, _camera(), T_world_camera, placed)
+
+
+def _yaw(angle, xyz):
+    return ppl._yaw(angle, xyz)
+
+
+def test_person_fully_behind_another_is_labelled_occluded(renderer):
+    proportions = sk.BodyProportions.nominal(1.85)
+    front_body = sk.pose_person(proportions, sk.JointAngles())
+    back_body = sk.pose_person(sk.BodyProportions.nominal(1.55), sk.JointAngles())
+    # camera at 1.2 m height looking along +x; the tall person at 3 m faces it, the short one right behind
+    T_world_camera = look_at((0, 0, 1.2), (5, 0, 1.0))
+    front = ppl.PlacedPerson(1, _yaw(np.pi, (3.0, 0, 0)), front_body, True)
+    back = ppl.PlacedPerson(2, _yaw(np.pi, (6.0, 0, 0)), back_body, True)
+    frame, labels = _render_people(renderer, [front, back], T_world_camera)
+    by_id = {lab.person_id: lab for lab in labels}
+    assert by_id[1].num_keypoints == 17 and np.all(by_id[1].keypoints[:, 2] == 2)  # facing the camera
+    if 2 in by_id:  # a sliver may show between the legs; every keypoint is still hidden
+        v = by_id[2].keypoints[:, 2]
+        assert np.all(v == 1), v
+    # alone, the short person is fully visible: the occluded flags came from the tall one
+    _, alone = _render_people(renderer, [back], T_world_camera)
+    assert np.all(alone[0].keypoints[:, 2] == 2)
+
+
+def test_face_of_a_person_facing_away_is_self_occluded_and_outside_is_zero(renderer):
+    body = sk.pose_person(sk.BodyProportions.nominal(1.75), sk.JointAngles())
+    T_world_camera = look_at((0, 0, 1.5), (5, 0, 1.0))
+    away = ppl.PlacedPerson(1, _yaw(0.0, (3.0, 0, 0)), body, True)  # facing +x, back to the camera
+    _, (label,) = _render_people(renderer, [away], T_world_camera)
+    names = sk.COCO_KEYPOINTS
+    assert label.keypoints[names.index("nose"), 2] == 1
+    assert label.keypoints[names.index("left_eye"), 2] == 1
+    assert label.keypoints[names.index("left_shoulder"), 2] == 2
+    # cut off at the image's right edge: the far-out keypoints are 0 with x = y = 0
+    edge = ppl.PlacedPerson(1, _yaw(np.pi / 2, (2.5, -1.75, 0)), body, True)
+    _, (label,) = _render_people(renderer, [edge], T_world_camera)
+    v = label.keypoints[:, 2]
+    assert np.any(v == 0) and np.any(v == 2)
+    assert np.all(label.keypoints[v == 0, :2] == 0)
+    # an unlabelled person keeps box and area but no keypoints
+    _, (label,) = _render_people(renderer, [ppl.PlacedPerson(1, away.T_world_person, body, False)], T_world_camera)
+    assert label.num_keypoints == 0 and label.area > 100 and label.box is not None
+
+
+def test_people_task_labels_agree_with_segmentation_and_depth():
+    task = ppl.PeopleTask(W, H, config=ppl.PeopleConfig(unlabelled_fraction=0.3, mesh_detail=8))
+    seen = {0: 0, 1: 0, 2: 0}
+    unlabelled = 0
+    for index in range(6):
+        frame = task.generate(frame_rng(7, index), index)
+        assert frame.rgb.shape == (H, W, 3) and frame.skeleton_joint_names[-1] == "neck"
+        assert frame.extra["people_placed"] >= len(frame.skeletons)
+        for person, area in zip(frame.skeletons, frame.extra["person_area"]):
+            mask = frame.segmentation // 256 == person.person_id
+            assert mask.sum() == area > 0
+            x0, y0, x1, y1 = person.box
+            rows, cols = np.nonzero(mask)
+            assert (x0, y0, x1, y1) == (cols.min(), rows.min(), cols.max(), rows.max())
+            unlabelled += int(not np.any(person.visibility))
+            for (x, y), v in zip(person.xy[:17], person.visibility[:17]):
+                seen[int(v)] += 1
+                if v == 0:
+                    assert x == 0 and y == 0
+                    continue
+                assert -0.5 <= x < W - 0.5 and -0.5 <= y < H - 0.5
+                r, c = int(round(y)), int(round(x))
+                window = mask[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2]
+                if v == 2:
+                    assert window.any()
+                    assert x0 - 1.5 <= x <= x1 + 1.5 and y0 - 1.5 <= y <= y1 + 1.5
+            # the neck is the shoulders' midpoint
+            ls, rs = sk.COCO_KEYPOINTS.index("left_shoulder"), sk.COCO_KEYPOINTS.index("right_shoulder")
+            if person.visibility[ls] and person.visibility[rs]:
+                np.testing.assert_allclose(person.xy[17], (person.xy[ls] + person.xy[rs]) / 2)
+        assert set(frame.objects) == {f"person_{i}" for i in range(1, frame.extra["people_placed"] + 1)}
+    assert seen[1] > 0 and seen[2] > seen[1]  # crowds occlude, but most joints are seen
+    assert unlabelled > 0
