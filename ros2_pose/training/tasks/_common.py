@@ -1,0 +1,59 @@
+"""What every `ros2-pose train <task>` shares: arguments, config loading, data, the run folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ros2_pose.resources import package_share
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
+    parser.add_argument("--config", default=None,
+                        help=f"training config YAML (default: {default_config} of the package)")
+    parser.add_argument("--data", default=None, help="dataset folder (overrides the config's `data`)")
+    parser.add_argument("--out", required=True, help="run folder: config, curves, checkpoints, metrics")
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.set_defaults(default_config=default_config)
+
+
+def load_split(folder, split: str, fields: list[str], valid_field: str | None) -> dict[str, np.ndarray]:
+    """A split's fields as in-memory arrays, keeping only rows where `valid_field` is true."""
+    from ros2_pose.data.dataset import ArrayDataset
+
+    dataset = ArrayDataset(folder, split, fields=fields)
+    rows = dataset.indices
+    if valid_field is not None:
+        rows = rows[np.asarray(dataset.arrays[valid_field][rows], bool)]
+    if len(rows) == 0:
+        raise ValueError(f"{folder}: split {split!r} has no usable samples")
+    return {name: np.asarray(dataset.arrays[name][rows]) for name in fields if name != valid_field}
+
+
+def run_training(args, defaults: dict, fields: list[str], valid_field: str | None, train_fn,
+                 monitor: str, mode: str) -> int:
+    from ros2_pose.training.run import TrainingRun, load_config, seed_everything
+
+    config_path = Path(args.config) if args.config else package_share() / args.default_config
+    config = load_config(config_path, defaults)
+    if args.data:
+        config["data"] = args.data
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
+    if not config["data"]:
+        raise SystemExit("no dataset: pass --data DIR or set `data` in the config")
+    seed_everything(int(config["seed"]))
+    run = TrainingRun(Path(args.out), config, monitor=monitor, mode=mode)
+    resume_state = run.start(resume=args.resume)
+    train = load_split(config["data"], "train", fields, valid_field)
+    val = load_split(config["data"], "val", fields, valid_field)
+    print(f"training on {len(next(iter(train.values())))} samples, validating on "
+          f"{len(next(iter(val.values())))}; run folder {run.folder}")
+    train_fn(train, val, config, run, resume_state=resume_state)
+    run.plot_curves()
+    best = max(run.history, key=lambda r: r[monitor]) if mode == "max" else min(run.history, key=lambda r: r[monitor])
+    run.write_metrics({"best_epoch": int(best["epoch"]), **{k: v for k, v in best.items() if k.startswith("val_")}})
+    print(f"best epoch {int(best['epoch']) + 1}: {monitor} = {best[monitor]:.4f}; checkpoints in {run.folder}")
+    return 0

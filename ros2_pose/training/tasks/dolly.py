@@ -1,0 +1,27 @@
+"""Train the dolly pose network (ROI crop + box -> 6DoF) on a dolly dataset built from bags."""
+from __future__ import annotations
+
+from ros2_pose.training.tasks._common import add_training_arguments, run_training
+
+DEFAULTS = {
+    "data": None,                      # dataset folder (ros2-pose dataset build dolly)
+    "seed": 0,
+    "epochs": 40,
+    "batch_size": 64,
+    "augment": 1.0,                    # photometric augmentation strength (0 = off)
+    "model": {"width": "half"},        # "full" or "half" (the seed's half-filter model), or 4 widths
+    "optimizer": {"lr": 2.0e-3, "weight_decay": 1.0e-4},
+    "loss_weights": {"rotation": 1.0, "center": 10.0, "depth": 5.0, "mask": 0.2},
+}
+FIELDS = ["crop", "box_norm", "crop_matrix", "K", "rotation", "translation", "mask", "pose_valid"]
+
+
+def add_arguments(parser):
+    add_training_arguments(parser, default_config="config/train/dolly_pose.yaml")
+
+
+def run(args) -> int:
+    from ros2_pose.training.dolly import train_pose_network
+
+    return run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_pose_network,
+                        monitor="val_ap", mode="max")
