@@ -93,7 +93,7 @@ def dolly_meshes(g: DollyGeometry) -> dict[int, meshes.Mesh]:
         for side in (-1, 1):
             wheels.append(meshes.translated(meshes.box((r * 0.9, 0.006, cheek_h)),
                                             (x, y + side * (wheel_w / 2 + 0.004), r + cheek_h / 2)))
-        wheel = meshes.cylinder(r, wheel_w, segments=14)
+        wheel = meshes.cylinder(r, wheel_w, segments=16)  # a multiple of 4: a vertex touches the floor
         axle_along_y = np.array([[1, 0, 0, x], [0, 0, -1, y], [0, 1, 0, r], [0, 0, 0, 1]], float)
         wheels.append(meshes.transform(wheel, axle_along_y))
     return {FRAME_PART: meshes.merge(frame), WHEEL_PART: meshes.merge(wheels)}

@@ -135,3 +135,41 @@ def projected_box(camera: CameraModel, points_camera: np.ndarray, clip: bool = T
         x0, x1 = np.clip([x0, x1], 0, camera.width - 1)
         y0, y1 = np.clip([y0, y1], 0, camera.height - 1)
     return float(x0), float(y0), float(x1), float(y1)
+
+
+# -- generating many frames -------------------------------------------------------------------
+_WORKER_TASK: dict[str, Any] = {}
+
+
+def _init_worker(name: str, options: dict) -> None:
+    import os
+
+    # llvmpipe would start one render thread per core in every worker; the workers are the parallelism.
+    os.environ["LP_NUM_THREADS"] = "1"
+    _WORKER_TASK["task"] = make_task(name, **options)
+
+
+def _generate_in_worker(job: tuple[int, int]) -> tuple[int, SimFrame]:
+    seed, index = job
+    return index, _WORKER_TASK["task"].generate(frame_rng(seed, index), index)
+
+
+def iter_frames(name: str, count: int, seed: int = 0, workers: int = 1, start: int = 0, **options):
+    """Yield (index, SimFrame) for indices start..start+count-1, in order. With workers > 1 the
+    frames are rendered by that many processes (each with its own GL context); frame `i` is the
+    same whatever the worker count, because it depends only on frame_rng(seed, i)."""
+    if count < 0 or workers < 1:
+        raise ValueError(f"need count >= 0 and workers >= 1, got count={count}, workers={workers}")
+    task_class(name)  # fail in the parent with a clear message if the task is missing
+    jobs = [(seed, i) for i in range(start, start + count)]
+    if workers == 1:
+        task = make_task(name, **options)
+        for _, index in jobs:
+            yield index, task.generate(frame_rng(seed, index), index)
+        return
+    import multiprocessing
+
+    # spawn: a forked child would inherit the parent's GL/thread state
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(name, options)) as pool:
+        yield from pool.imap(_generate_in_worker, jobs, chunksize=1)
