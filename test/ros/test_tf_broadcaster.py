@@ -94,3 +94,26 @@ def test_invalid_transforms_are_refused(ros_context, transform, message):
             static.send_transform(["world"])
     finally:
         node.destroy_node()
+
+
+def test_builder_transforms_arrive_intact(ros_context, executor, spin_until):
+    import numpy as np
+
+    from ros2_pose.geometry.transforms import RigidTransform, axis_angle_to_matrix, matrix_from_quat_xyzw
+    from ros2_pose.ros.message_builders import transform_stamped
+
+    pose = RigidTransform(axis_angle_to_matrix([0.1, -0.4, 0.9]), [0.5, -1.0, 3.0])
+    sender = Node("tf_builder_sender", context=ros_context)
+    receiver = Node("tf_builder_receiver", context=ros_context)
+    executor.add_node(sender)
+    executor.add_node(receiver)
+    received = []
+    receiver.create_subscription(TFMessage, "/tf", received.append, tf_qos())
+    broadcaster = TransformBroadcaster(sender)
+    assert spin_until(lambda: sender.count_subscribers("/tf") > 0)
+    broadcaster.send_transform(transform_stamped(pose, sender.get_clock().now(), "camera_optical_frame", "dolly"))
+    assert spin_until(lambda: bool(received))
+    t = received[0].transforms[0].transform
+    q = [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w]
+    np.testing.assert_allclose(matrix_from_quat_xyzw(q), pose.rotation, atol=1e-12)
+    np.testing.assert_allclose([t.translation.x, t.translation.y, t.translation.z], pose.translation)
