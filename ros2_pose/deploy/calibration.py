@@ -64,33 +64,17 @@ def is_bag(path: Path) -> bool:
                               or any(p.suffix in _BAG_SUFFIXES for p in path.iterdir()))
 
 
-def _decode_image_message(msg) -> np.ndarray:
-    """sensor_msgs/Image -> HxWx3 uint8 RGB. A local decoder: `ros2_pose.images.image_msg_to_array`
-    (the project's converter) was not present when this was written; it is used when it exists."""
-    encoding = msg.encoding.lower()
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding)
-    if channels is None:
-        raise CalibrationSourceError(f"calibration images must be rgb8/bgr8/rgba8/bgra8/mono8, got {msg.encoding!r}")
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
-    if data.size < msg.step * msg.height or msg.step < msg.width * channels:
-        raise CalibrationSourceError(f"image message of {data.size} bytes does not hold "
-                                     f"{msg.height} rows of step {msg.step} ({msg.width}x{channels})")
-    rows = data[: msg.step * msg.height].reshape(msg.height, msg.step)[:, : msg.width * channels]
-    image = rows.reshape(msg.height, msg.width, channels)
-    conversion = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB,
-                  "mono8": cv2.COLOR_GRAY2RGB}.get(encoding)
-    return np.ascontiguousarray(cv2.cvtColor(image, conversion) if conversion is not None else image)
+_CALIBRATION_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 
 def _image_message_to_rgb(msg) -> np.ndarray:
-    try:
-        from ros2_pose.images import image_msg_to_array
-    except ImportError:
-        return _decode_image_message(msg)
-    image = image_msg_to_array(msg)
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    return image
+    """sensor_msgs/Image (8-bit colour or mono) -> HxWx3 uint8 RGB, via the project's image codec."""
+    from ros2_pose.images import convert_color, image_msg_to_array
+
+    if msg.encoding not in _CALIBRATION_ENCODINGS:
+        raise CalibrationSourceError(f"calibration images must be one of {_CALIBRATION_ENCODINGS}, "
+                                     f"got {msg.encoding!r}")
+    return np.ascontiguousarray(convert_color(image_msg_to_array(msg), msg.encoding, "rgb8"))
 
 
 class CalibrationBatches:

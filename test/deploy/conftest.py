@@ -9,10 +9,3 @@ def reference_model(tmp_path_factory):
     """A model folder (model.pt, model.yaml, model.onnx, onnx_parity.json) of TinyReferenceNet."""
     return write_reference_model(tmp_path_factory.mktemp("reference_model") / "tiny_reference")
 
-
-def tensorrt_available() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return False
-    return True
