@@ -9,7 +9,8 @@ Public API
 - `to_image_msg(array, encoding, header=None, *, stamp=None, frame_id="") -> sensor_msgs.msg.Image`:
   `header` (a std_msgs/Header, copied) or `stamp` (builtin_interfaces/Time or rclpy.time.Time) and
   `frame_id`. `msg.data` is assigned `bytes`: assigning a numpy array costs ~50 ms per 640x480 rgb8
-  frame in rclpy, and a memoryview ~40 ms; bytes cost ~0.3 ms.
+  frame in rclpy, a memoryview ~40 ms, and passing bytes to the constructor ~2.5 ms; bytes
+  through the setter cost ~0.2 ms.
 - `from_image_msg(msg, desired_encoding=None) -> np.ndarray`: the pixels (a zero-copy view with the
   codec backend), colour-converted when `desired_encoding` differs (rgb8 <-> bgr8 etc.); generic
   encodings (8UC3, 16UC1, ...) of the same layout pass through unchanged, as in cv_bridge.
@@ -92,7 +93,10 @@ class ImageConverter:
                 raise ImageEncodingError(f"cv_bridge could not encode {array.shape} {array.dtype} as "
                                          f"{encoding!r}: {exc}") from exc
         else:
-            msg = Image(**array_to_image_fields(array, encoding))
+            fields = array_to_image_fields(array, encoding)
+            data = fields.pop("data")
+            msg = Image(**fields)
+            msg.data = data  # the setter takes bytes in ~0.2 ms; Image(data=bytes) iterates them (~2.5 ms)
         msg.header = _make_header(header, stamp, frame_id)
         return msg
 

@@ -64,7 +64,7 @@ def test_encoding_a_640x480_frame_is_fast():
     start = time.perf_counter()
     for _ in range(5):
         to_image_msg(image, "rgb8")
-    assert (time.perf_counter() - start) / 5 < 0.01
+    assert (time.perf_counter() - start) / 5 < 0.02  # numpy assignment: ~50 ms; loaded machine: ~3 ms
 
 
 def test_desired_encoding_converts_colour_and_passes_generic_layouts():
