@@ -28,7 +28,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ros2_pose.data.bags import BagError
-    from ros2_pose.sim.tasks import TaskUnavailableError, iter_frames
+    from ros2_pose.sim.tasks import TaskUnavailableError, iter_frames, task_class
     from ros2_pose.sim.writer import SimBagWriter
 
     if args.frames < 1 or args.workers < 1 or args.width < 16 or args.height < 16:
@@ -36,6 +36,7 @@ def run(args) -> int:
         return 2
     options = dict(width=args.width, height=args.height, preset=args.preset, backend=args.backend)
     try:
+        task_class(args.task)  # before creating the bag: a missing task leaves nothing behind
         with SimBagWriter(args.out, storage=args.storage, fps=args.fps, overwrite=args.overwrite) as writer:
             frames = iter_frames(args.task, args.frames, seed=args.seed, workers=args.workers, **options)
             for index, frame in tqdm(frames, total=args.frames, desc=f"sim {args.task}", unit="frame"):
