@@ -158,3 +158,13 @@ def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | N
         groups += [f.ordinal] * dolly.crops_per_frame
         sequences += [f.sequence] * dolly.crops_per_frame
     return finish_dataset(writer, plan, split, {"task": vars(dolly)}, groups, sequences, started)
+
+
+DEFAULT_OBJECT_FRAME = "dolly"
+
+
+def build_from_args(args, options: BuildOptions, split: SplitOptions) -> BuildResult:
+    """`ros2-pose dataset build dolly ...`"""
+    return build(args.bags, args.out, options,
+                 DollyOptions(crops_per_frame=args.crops_per_frame, box_jitter=args.box_jitter,
+                              object_index=args.object_index, seed=args.seed), split)

@@ -51,7 +51,7 @@ class BuildOptions:
     optical_frame: str = "camera_optical_frame"
     max_gap_ns: int = 1_000_000_000       # a larger jump between frames starts a new sequence
     tf_interpolation_gap_ns: int = 100_000_000  # TF samples at most this far apart are interpolated
-    progress: Callable[[int, int], None] | None = None   # (bytes read, total bytes) during pass 2
+    progress: Callable[[int, int], None] | None = None   # (frames done, frames planned) during pass 2
 
 
 @dataclass
@@ -253,7 +253,7 @@ class FramePlan:
     def decoded_frames(self) -> Iterator[Frame]:
         """Planned frames with their images decoded, as their last image arrives in the bag."""
         heavy_used = [s for s in HEAVY if any(s in f.stamps for f in self.frames[:1])]
-        read_bytes = 0
+        done = 0
         for bag_index, bag in enumerate(self.bags):
             bag_frames = [f for f in self.frames if f.bag == bag_index]
             if not bag_frames:
@@ -274,7 +274,6 @@ class FramePlan:
                     if last_image_stamp is not None and stamp < last_image_stamp:
                         segment += 1
                     last_image_stamp = stamp
-                read_bytes += len(getattr(msg, "data", b""))
                 plan = wanted.pop((segment, stream, stamp), None)
                 if plan is None:
                     continue
@@ -282,8 +281,9 @@ class FramePlan:
                 parts[stream] = msg
                 if len(parts) == len(plan.stamps):
                     del pending[plan.ordinal]
+                    done += 1
                     if self.options.progress:
-                        self.options.progress(read_bytes, self.bag_bytes)
+                        self.options.progress(done, len(self.frames))
                     yield self._decode(plan, parts)
             if pending:
                 raise DatasetBuildError(

@@ -1,0 +1,118 @@
+"""`ros2-pose dataset build <task> ...` and `ros2-pose dataset show DIR ...`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+def _tasks() -> list[str]:
+    """Task builders present in this installation (one module each in ros2_pose.data.builders)."""
+    names = ("dolly", "drone", "motion", "people")
+    return [n for n in names if importlib.util.find_spec(f"ros2_pose.data.builders.{n}") is not None]
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--split wants three numbers like 0.8,0.1,0.1, got {text!r}") from None
+    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"--split wants three non-negative numbers summing to 1, got {text!r}")
+    return values
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="<build|show>", required=True)
+    build = sub.add_parser("build", help="build a task's dataset from bags")
+    build.add_argument("task", choices=_tasks())
+    build.add_argument("--bags", nargs="+", required=True, type=Path, help="bag folders or .mcap/.db3 files")
+    build.add_argument("--out", required=True, type=Path, help="new dataset folder")
+    build.add_argument("--tolerance-ms", type=float, default=5.0, help="stamp matching tolerance (default 5)")
+    build.add_argument("--gt-source", choices=("tf", "topic"), default="tf",
+                       help="ground truth from /tf (+/tf_static) or /ground_truth/pose (default tf)")
+    build.add_argument("--tf-max-gap-ms", type=float, default=100.0,
+                       help="TF samples at most this far apart are interpolated (default 100)")
+    build.add_argument("--object-frame", default=None, help="TF frame of the tracked object (default: the task's)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--split", type=_fractions, default=(0.8, 0.1, 0.1), help="train,val,test fractions")
+    build.add_argument("--split-guard", type=int, default=1, help="frames dropped at split borders (default 1)")
+    build.add_argument("--split-block", type=int, default=None, help="frames per split block (default N/20)")
+    dolly = build.add_argument_group("dolly")
+    dolly.add_argument("--crops-per-frame", type=int, default=1)
+    dolly.add_argument("--box-jitter", type=float, default=0.0, help="box centre/size jitter, x box size")
+    dolly.add_argument("--object-index", type=int, default=None, help="dolly's object index in /camera/segmentation")
+    build.set_defaults(func=run_build)
+
+    show = sub.add_parser("show", help="contact sheet PNG of a dataset's samples")
+    show.add_argument("folder", type=Path)
+    show.add_argument("--split", default="train", choices=("train", "val", "test", "all"))
+    show.add_argument("--n", type=int, default=16, help="samples to show (spread over the split)")
+    show.add_argument("--out", type=Path, required=True, help="output .png")
+    show.add_argument("--axis-length", type=float, default=0.3, help="pose axes length in metres")
+    show.set_defaults(func=run_show)
+
+
+def _progress():
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="frame", desc="building", file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def run_build(args) -> int:
+    from ros2_pose.data.bags import BagError
+    from ros2_pose.data.builders.frames import BuildOptions, DatasetBuildError, SplitOptions
+    from ros2_pose.data.dataset import DatasetError
+
+    builder = importlib.import_module(f"ros2_pose.data.builders.{args.task}")
+    bar, update = _progress()
+    options = BuildOptions(tolerance_ns=int(round(args.tolerance_ms * 1e6)), gt_source=args.gt_source,
+                           tf_interpolation_gap_ns=int(round(args.tf_max_gap_ms * 1e6)),
+                           object_frame=args.object_frame or builder.DEFAULT_OBJECT_FRAME, progress=update)
+    split = SplitOptions(args.split, args.seed, args.split_guard, args.split_block)
+    try:
+        result = builder.build_from_args(args, options, split)
+    except (BagError, DatasetBuildError, DatasetError, ValueError) as exc:
+        bar.close()
+        print(f"dataset build failed: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    manifest = result.manifest
+    print(f"{args.task} dataset: {result.count} samples from {len(result.plan.frames)} frames -> {result.folder}")
+    print(f"splits: {manifest['splits']}")
+    sync = manifest["sync"]
+    for name, counts in sync.get("streams", {}).items():
+        print(f"  {name:>16}: {counts['matched']}/{counts['total']} matched, {counts['unmatched']} unmatched")
+    print(f"worst offset {sync.get('worst_offset_ns', 0) / 1e6:.3f} ms; {result.plan.bag_bytes / 1e6:.1f} MB of bags "
+          f"in {result.seconds:.1f} s ({result.megabytes_per_second:.0f} MB/s read, "
+          f"{len(result.plan.frames) / max(result.seconds, 1e-9):.0f} frames/s)")
+    return 0
+
+
+def run_show(args) -> int:
+    import numpy as np
+
+    from ros2_pose.data.contact_sheet import contact_sheet, write_png
+    from ros2_pose.data.dataset import ArrayDataset, DatasetError
+
+    try:
+        ds = ArrayDataset(args.folder, args.split)
+    except DatasetError as exc:
+        print(f"dataset show failed: {exc}", file=sys.stderr)
+        return 1
+    if len(ds) == 0:
+        print(f"dataset show failed: split {args.split!r} of {args.folder} is empty", file=sys.stderr)
+        return 1
+    picks = np.unique(np.linspace(0, len(ds) - 1, min(args.n, len(ds))).round().astype(int))
+    sheet = contact_sheet([ds[int(i)] for i in picks], axis_length=args.axis_length)
+    write_png(args.out, sheet)
+    print(f"{len(picks)} samples of {args.folder} ({args.split}) -> {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    return 0
