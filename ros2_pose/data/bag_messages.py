@@ -227,3 +227,23 @@ def skeleton_array_msg(people: Sequence[PersonSpec], joint_names: Sequence[str],
     return _type("ros2_pose_msgs/msg/SkeletonArray")(
         header=header_msg(stamp_ns, frame_id), joint_names=[str(n) for n in joint_names],
         limb_a=limbs[:, 0].astype(np.uint16), limb_b=limbs[:, 1].astype(np.uint16), skeletons=skeletons)
+
+
+def restamp(msg: Any, stamp_ns: int) -> int:
+    """Set every std_msgs/Header stamp inside `msg` (its own header, those of nested messages and of
+    message lists, e.g. each TransformStamped of a TFMessage) to `stamp_ns`, in place. Returns how
+    many headers were changed. Used by the bag player to replay a bag as if it were live."""
+    fields = getattr(msg, "__dataclass_fields__", None)
+    if fields is None:
+        return 0
+    if getattr(msg, "__msgtype__", "") == "std_msgs/msg/Header":
+        msg.stamp = time_msg(stamp_ns)
+        return 1
+    changed = 0
+    for name in fields:
+        value = getattr(msg, name)
+        if isinstance(value, list):
+            changed += sum(restamp(item, stamp_ns) for item in value)
+        else:
+            changed += restamp(value, stamp_ns)
+    return changed

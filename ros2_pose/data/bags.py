@@ -173,6 +173,8 @@ class BagInfo:
     storage: str  # "mcap" | "sqlite3"
     size_bytes: int
     message_count: int = field(default=0)
+    # Topics recorded from transient-local (latched) publishers, plus /tf_static: replay them latched.
+    latched_topics: frozenset[str] = field(default=frozenset())
 
     @property
     def duration_ns(self) -> int:
@@ -258,6 +260,11 @@ def _open_reader(paths: list[Path]) -> tuple[AnyReader, list[Path]]:
     return reader, sources
 
 
+def _offered_latched(connection) -> bool:
+    profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
+    return bool(profiles) and all(q.durability == QosDurability.TRANSIENT_LOCAL for q in profiles)
+
+
 def bag_info(path: str | Path, allow_empty: bool = False) -> BagInfo:
     """Topics, counts and time range of one bag. An empty bag (no messages) is an EmptyBagError
     unless `allow_empty`."""
@@ -269,9 +276,10 @@ def bag_info(path: str | Path, allow_empty: bool = False) -> BagInfo:
         if count == 0 and not allow_empty:
             raise EmptyBagError(f"bag {path} holds no messages (topics: {sorted(topics) or 'none'})")
         start, end = (reader.start_time, reader.end_time - 1) if count else (0, 0)
+        latched = {c.topic for c in reader.connections if _offered_latched(c)} | (TRANSIENT_LOCAL_TOPICS & set(topics))
         return BagInfo(path=path, topics=topics, start_ns=start, end_ns=end,
                        storage=_storage_of(sources[0]), size_bytes=_size_of(sources[0]),
-                       message_count=count)
+                       message_count=count, latched_topics=frozenset(latched))
     except _READ_ERRORS as exc:
         raise CorruptBagError(f"bag {path}: unreadable metadata ({type(exc).__name__}: {exc})") from exc
     finally:

@@ -88,3 +88,12 @@ def test_bad_input_is_refused():
         bm.transform_stamped_msg(POSE, "world", "world", 0)
     with pytest.raises(TypeError, match="RigidTransform"):
         bm.pose_stamped_msg(np.eye(4), 0, "cam")
+
+
+def test_restamp_reaches_nested_headers():
+    tf = bm.tf_message([bm.transform_stamped_msg(POSE, "world", f"obj_{i}", 5) for i in range(3)])
+    assert bm.restamp(tf, 7 * bm.NS_PER_S + 1) == 3
+    assert [bm.stamp_ns(t) for t in tf.transforms] == [7 * bm.NS_PER_S + 1] * 3
+    dets = bm.detection_array_msg([[0, 0, 1, 1]], ["a"], 5, "cam")
+    assert bm.restamp(dets, 9) == 2 and bm.stamp_ns(dets.detections[0]) == 9 and bm.stamp_ns(dets) == 9
+    assert dets.header.frame_id == "cam"  # only the stamp changes

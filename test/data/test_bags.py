@@ -78,6 +78,7 @@ def test_tf_static_is_recorded_transient_local(tmp_path):
            for t in meta["topics_with_message_count"]}
     assert qos["/tf_static"][0]["durability"] == "transient_local"
     assert qos["/chatter"][0]["durability"] == "volatile"
+    assert bag_info(path).latched_topics == {"/tf_static"}
 
 
 def test_topic_has_one_type(tmp_path):
