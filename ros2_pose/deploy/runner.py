@@ -248,9 +248,9 @@ class TensorRTRunner(Runner):
         super().__init__(spec, precision, device)
         from ros2_pose.deploy import tensorrt_engine
 
+        trt = tensorrt_engine.import_tensorrt()  # BackendUnavailableError with the import error
         if device != "cuda":
             raise BackendUnavailableError(f"tensorrt backend needs device=cuda, got device={device}")
-        trt = tensorrt_engine.import_tensorrt()  # BackendUnavailableError with the import error
         gpu = tensorrt_engine.current_gpu_name()
         onnx_path = spec.require("onnx")
         engine_dir = Path(engine_dir) if engine_dir is not None else tensorrt_engine.default_engine_dir()
