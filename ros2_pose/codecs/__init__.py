@@ -1,0 +1,1 @@
+"""Target codecs: keypoints <-> heatmaps (encoding for training targets, decoding for inference)."""
