@@ -261,7 +261,8 @@ class _GLResources:
                 prog["use_texture"].value = use_texture
                 if use_texture:
                     tex = ctx.texture(mat.texture.shape[1::-1], 3, mat.texture.tobytes(), alignment=1)
-                    tex.build_mipmaps()
+                    # moderngl's default max level (1000) makes llvmpipe spend ~10 ms per texture
+                    tex.build_mipmaps(0, int(np.log2(max(mat.texture.shape[:2]))))
                     tex.repeat_x = tex.repeat_y = True
                     textures.append(tex)
                     tex.use(location=0)
