@@ -43,6 +43,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     dolly.add_argument("--crops-per-frame", type=int, default=1)
     dolly.add_argument("--box-jitter", type=float, default=0.0, help="box centre/size jitter, x box size")
     dolly.add_argument("--object-index", type=int, default=None, help="dolly's object index in /camera/segmentation")
+    images = build.add_argument_group("drone / motion")
+    images.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                        help="resized image size (default drone 256 192, motion 128 96)")
+    images.add_argument("--frames-per-sample", type=int, default=2, help="motion: 2 = pairs, 3 = triplets")
+    images.add_argument("--distances", type=int, nargs="+", default=[1], help="motion: frame distance(s), a mix if several")
     build.set_defaults(func=run_build)
 
     show = sub.add_parser("show", help="contact sheet PNG of a dataset's samples")

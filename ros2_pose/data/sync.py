@@ -263,11 +263,19 @@ class TfGroundTruth:
             f"no {self.camera_frame}->{self.optical_frame} transform on /tf_static "
             f"(static transforms found: {sorted(f'{p}->{c}' for p, c in self._static) or 'none'})")
 
-    def check(self) -> None:
-        """Raise MissingTransformError unless every transform the composition needs was seen."""
+    def check(self, camera_only: bool = False) -> None:
+        """Raise MissingTransformError unless every transform the composition needs was seen
+        (`camera_only`: just those of `camera_pose`)."""
         self.camera_to_optical()
         self._series_of(self.world_frame, self.camera_frame)
-        self._series_of(self.world_frame, self.object_frame)
+        if not camera_only:
+            self._series_of(self.world_frame, self.object_frame)
+
+    def camera_pose(self, stamp_ns: int) -> np.ndarray | None:
+        """T_world_optical (4x4) at `stamp_ns`, or None: the camera's own motion (ego-motion)."""
+        world_camera = self._series_of(self.world_frame, self.camera_frame).at(
+            stamp_ns, self.tolerance_ns, self.max_interpolation_gap_ns)
+        return None if world_camera is None else world_camera @ self.camera_to_optical()
 
     def pose(self, stamp_ns: int) -> np.ndarray | None:
         """T_camera_object (4x4, optical frame) at `stamp_ns`, or None if TF does not cover it."""

@@ -81,3 +81,44 @@ def test_bad_inputs_fail_with_counts(tmp_path):
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
     with pytest.raises(CorruptBagError):
         dolly.build([good], tmp_path / "c", BuildOptions(gt_source="topic"))
+
+
+def test_drone_keypoints_follow_the_resize(bag, tmp_path):
+    from ros2_pose.data.builders import drone
+    from ros2_pose.data.builders.fixture_bag import model_keypoints
+
+    path, truth = bag
+    drone.build([path], tmp_path / "ds", BuildOptions(gt_source="topic", object_frame="dolly"),
+                drone.DroneOptions(image_size=(80, 60), model_keypoints={"dolly": model_keypoints()}))
+    ds = ArrayDataset(tmp_path / "ds", "all")
+    s = ds[0]
+    assert s["image"].shape == (60, 80, 3) and s["keypoints"].shape == (4, 2)
+    # the projected model keypoints with the resized K land on the stored 2D keypoints
+    p = s["rotation"].astype(np.float64) @ s["keypoints_3d"].T.astype(np.float64) + s["translation"][:, None]
+    uv = (s["K"].astype(np.float64) @ (p / p[2])).T[:, :2]
+    assert np.allclose(uv, s["keypoints"], atol=1e-3) and (s["visibility"] == 2).all()
+    x0, y0, x1, y1 = truth[0].box
+    assert np.allclose(s["box"], [(x0 + 0.5) / 2 - 0.5, (y0 + 0.5) / 2 - 0.5, (x1 + 0.5) / 2 - 0.5, (y1 + 0.5) / 2 - 0.5])
+
+
+def test_motion_pairs_stay_inside_sequences_and_relative_poses(tmp_path):
+    from ros2_pose.data.builders import motion
+
+    path = tmp_path / "loop"
+    write_fixture_bag(path, n_frames=8, loop_at=4, fps=10.0)
+    result = motion.build([path], tmp_path / "ds", BuildOptions(),
+                          motion.MotionOptions(frames_per_sample=2, distances=(1, 2)))
+    ds = ArrayDataset(tmp_path / "ds", "all")
+    # two sequences of 4 images; TF covers 3 of each (the first image of each has no TF sample before it)
+    stamps = np.load(tmp_path / "ds" / "frame_stamp_ns.npy")
+    assert len(stamps) == 6
+    assert result.count == len(ds) == 2 * (2 + 1)  # distance-1 and distance-2 windows per sequence
+    for i in range(len(ds)):
+        s = ds[i]
+        a, b = s["frame_ids"]
+        assert s["frames"].shape == (2, 96, 128, 3) and s["depths"].shape == (2, 96, 128) and s["K"].shape == (2, 3, 3)
+        assert stamps[b] > stamps[a]  # never across the loop, where stamps go back
+        dt = (stamps[b] - stamps[a]) / 1e9
+        rel = s["relative_poses"][0]
+        assert np.allclose(rel[:3, :3], np.eye(3), atol=1e-5) and np.allclose(rel[:3, 3], [0, 0, 0.5 * dt], atol=1e-5)
+        assert np.isclose(s["depths"][0].max(), 5.0)

@@ -80,8 +80,10 @@ def write_fixture_bag(path: str | Path, n_frames: int = 6, width: int = 160, hei
     (a looped recording). Topics per docs/DESIGN.md."""
     K = intrinsics(width, height)
     period = int(round(1e9 / fps))
-    T_world_link = RigidTransform(axis_angle_to_matrix([0.0, 0.0, 0.3]), np.array([1.0, -2.0, 0.5]))
-    T_world_optical = T_world_link @ LINK_TO_OPTICAL
+    def camera_link_pose(t_s: float) -> RigidTransform:
+        # the camera drives forward (its link x axis) at 0.5 m/s: ego-motion for the motion builder
+        R = axis_angle_to_matrix([0.0, 0.0, 0.3])
+        return RigidTransform(R, np.array([1.0, -2.0, 0.5]) + 0.5 * t_s * R[:, 0])
 
     def object_pose(t_s: float) -> RigidTransform:
         # constant velocity in the image plane and constant spin about the optical axis by 0 rad
@@ -106,9 +108,10 @@ def write_fixture_bag(path: str | Path, n_frames: int = 6, width: int = 160, hei
                 tf_stamp = stamp + (j * tf_period) + tf_period // 3
                 if tf_stamp < start_ns:
                     continue
-                T_w_o = T_world_optical @ object_pose((tf_stamp - start_ns) / 1e9)
+                tf_t = (tf_stamp - start_ns) / 1e9
+                T_w_o = camera_link_pose(tf_t) @ LINK_TO_OPTICAL @ object_pose(tf_t)
                 bag.write("/tf", bm.tf_message([
-                    bm.transform_stamped_msg(T_world_link, "world", "camera_link", tf_stamp),
+                    bm.transform_stamped_msg(camera_link_pose(tf_t), "world", "camera_link", tf_stamp),
                     bm.transform_stamped_msg(T_w_o, "world", object_frame, tf_stamp)]), recv + j + 1)
             optical = "camera_optical_frame"
             bag.write("/camera/image_raw", bm.image_msg(image, "rgb8", stamp, optical), recv + 2)

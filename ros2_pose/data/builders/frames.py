@@ -46,6 +46,7 @@ class BuildOptions:
     tolerance_ns: int = 5_000_000
     gt_source: str = "tf"                 # "tf" | "topic" | "none"
     object_frame: str = "dolly"           # TF child frame of the tracked object
+    gt_target: str = "object"             # "object": T_camera_object; "camera": T_world_optical (TF only)
     world_frame: str = "world"
     camera_frame: str = "camera_link"
     optical_frame: str = "camera_optical_frame"
@@ -61,7 +62,7 @@ class PlannedFrame:
     stamp_ns: int
     stamps: dict[str, int]                # heavy stream -> stamp of the message to use
     light: dict[str, Any]                 # camera_info, detections, ... message objects
-    T_camera_object: np.ndarray | None    # 4x4, None when the task needs no ground truth
+    T_camera_object: np.ndarray | None    # 4x4 (T_world_optical when gt_target is 'camera')
     sequence: int = 0
     ordinal: int = 0                      # position in the plan (frames in time order)
 
@@ -213,13 +214,13 @@ class FramePlan:
                 for static in statics:
                     tree.add(static, static=True)
                 try:
-                    tree.check()
+                    tree.check(camera_only=opts.gt_target == "camera")
                 except MissingTransformError as exc:
                     raise DatasetBuildError(f"bag {bag}: ground truth from TF impossible: {exc}") from exc
             for frame in matched:
                 pose = frame.payloads.get("pose")
                 if opts.gt_source == "tf":
-                    pose = tree.pose(frame.stamp_ns)
+                    pose = tree.camera_pose(frame.stamp_ns) if opts.gt_target == "camera" else tree.pose(frame.stamp_ns)
                     if pose is None:
                         continue
                     tf_counts.matched += 1
