@@ -209,3 +209,28 @@ def test_errors_are_runtime_errors():
     assert issubclass(BagError, RuntimeError)
     for cls in (BagNotFoundError, NotABagError, EmptyBagError, CorruptBagError, MissingTopicError, BagExistsError):
         assert issubclass(cls, BagError)
+
+
+def test_reads_an_mcap_written_like_rosbag2_storage_mcap(tmp_path):
+    """A bag not written by rosbags: the mcap library with rosbag2's conventions (profile ros2,
+    ros2msg schemas, cdr messages, no metadata.yaml), as `ros2 bag record` leaves it when killed."""
+    from mcap.writer import Writer as McapWriter
+
+    folder = tmp_path / "ros2_bag_record"
+    folder.mkdir()
+    msgdef = STORE.generate_msgdef("ros2_pose_msgs/msg/Detection2DArray", ros_version=2)[0]
+    with (folder / "ros2_bag_record_0.mcap").open("wb") as stream:
+        writer = McapWriter(stream)
+        writer.start(profile="ros2", library="rosbag2")
+        schema = writer.register_schema("ros2_pose_msgs/msg/Detection2DArray", "ros2msg", msgdef.encode())
+        channel = writer.register_channel("/ground_truth/detections", "cdr", schema,
+                                          metadata={"offered_qos_profiles": ""})
+        for i in range(4):
+            data = STORE.serialize_cdr(_detections(i), "ros2_pose_msgs/msg/Detection2DArray")
+            writer.add_message(channel, log_time=10 + i, publish_time=10 + i, data=bytes(data), sequence=i)
+        writer.finish()
+    got = list(iter_messages(folder))
+    assert [m.stamp_ns for m in got] == [10, 11, 12, 13]
+    assert [len(m.msg.detections) for m in got] == [0, 1, 2, 0]
+    assert bag_info(folder / "ros2_bag_record_0.mcap").topics == {
+        "/ground_truth/detections": ("ros2_pose_msgs/msg/Detection2DArray", 4)}

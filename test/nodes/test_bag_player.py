@@ -159,3 +159,18 @@ def test_play_cli_in_a_subprocess(graph, bag):
     assert proc.returncode == 0, output
     assert f"published {N} messages" in output
     assert [m.data for m in received] == [f"hello {i}" for i in range(N)]
+
+
+def test_publish_clock_carries_bag_time(graph, bag):
+    from rosgraph_msgs.msg import Clock
+
+    context, executor, listener = graph
+    clocks = []
+    listener.create_subscription(Clock, "/clock", clocks.append, 100)
+    player = BagPlayer([str(bag)], topics=["/chatter"], publish_clock=True, context=context)
+    executor.add_node(player)
+    assert _spin_until(executor, lambda: player.clock_publisher.get_subscription_count() >= 1)
+    for _ in range(3):
+        player.step()
+    assert _spin_until(executor, lambda: len(clocks) == 3)
+    assert [c.clock.sec * 10**9 + c.clock.nanosec for c in clocks] == [START_NS + i * PERIOD_NS for i in range(3)]
