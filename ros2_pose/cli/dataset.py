@@ -78,6 +78,8 @@ def run_build(args) -> int:
     from ros2_pose.data.dataset import DatasetError
 
     builder = importlib.import_module(f"ros2_pose.data.builders.{args.task}")
+    if args.task == "people":
+        return _run_people(builder, args)
     bar, update = _progress()
     options = BuildOptions(tolerance_ns=int(round(args.tolerance_ms * 1e6)), gt_source=args.gt_source,
                            tf_interpolation_gap_ns=int(round(args.tf_max_gap_ms * 1e6)),
@@ -99,6 +101,24 @@ def run_build(args) -> int:
     print(f"worst offset {sync.get('worst_offset_ns', 0) / 1e6:.3f} ms; {result.plan.bag_bytes / 1e6:.1f} MB of bags "
           f"in {result.seconds:.1f} s ({result.megabytes_per_second:.0f} MB/s read, "
           f"{len(result.plan.frames) / max(result.seconds, 1e-9):.0f} frames/s)")
+    return 0
+
+
+def _run_people(builder, args) -> int:
+    """People datasets are COCO folders (see ros2_pose.data.builders.people)."""
+    from ros2_pose.data.bags import BagError
+    from ros2_pose.sim.coco_export import CocoExportError
+
+    try:
+        annotations = builder.build(args.bags, args.out)
+    except (BagError, CocoExportError, ValueError) as exc:
+        print(f"dataset build failed: {exc}", file=sys.stderr)
+        return 1
+    import json
+
+    data = json.loads(Path(annotations).read_text())
+    print(f"people dataset (COCO): {len(data.get('images', []))} images, "
+          f"{len(data.get('annotations', []))} people -> {annotations}")
     return 0
 
 

@@ -122,3 +122,30 @@ def test_motion_pairs_stay_inside_sequences_and_relative_poses(tmp_path):
         rel = s["relative_poses"][0]
         assert np.allclose(rel[:3, :3], np.eye(3), atol=1e-5) and np.allclose(rel[:3, 3], [0, 0, 0.5 * dt], atol=1e-5)
         assert np.isclose(s["depths"][0].max(), 5.0)
+
+
+def test_people_builds_a_coco_folder_and_checks_topics(tmp_path, bag):
+    import json
+
+    from ros2_pose.data import bag_messages as bm
+    from ros2_pose.data.bags import BagWriter
+    from ros2_pose.data.builders import people
+
+    from ros2_pose.sim.skeleton import COCO_KEYPOINTS
+
+    names = list(COCO_KEYPOINTS)
+    path = tmp_path / "people"
+    with BagWriter(path) as writer:
+        for k in range(2):
+            stamp = 1_000_000_000 + k * 100_000_000
+            image = np.full((120, 160, 3), 90, np.uint8)
+            writer.write("/camera/image_raw", bm.image_msg(image, "rgb8", stamp, "camera_optical_frame"), stamp)
+            xy = np.stack([np.linspace(45, 85, len(names)), np.linspace(35, 95, len(names))], 1)
+            person = bm.PersonSpec(1, (40, 30, 90, 100), xy, np.full(len(names), 2))
+            writer.write("/ground_truth/skeletons", bm.skeleton_array_msg([person], names, [[0, 1]], stamp,
+                                                                           "camera_optical_frame"), stamp)
+    annotations = people.build([path], tmp_path / "coco")
+    data = json.loads(annotations.read_text())
+    assert len(data["images"]) == 2 and len(data["annotations"]) == 2
+    with pytest.raises(MissingTopicError, match="skeletons"):
+        people.build([bag[0]], tmp_path / "coco2")
