@@ -34,27 +34,32 @@ CLASS_NAME = "dolly"
 
 @dataclass(frozen=True)
 class DollyGeometry:
-    """Dimensions in metres. `height` is the top of the frame above the floor."""
+    """Dimensions in metres of THE dolly the product looks for. `height` is the top of the frame above
+    the floor.
 
-    length: float = 0.9  # along x
+    One physical model, not a family: a monocular pose network reads depth from apparent size, so
+    randomising the dolly's dimensions would make its distance ambiguous (appearance is randomised
+    instead). The model is deliberately asymmetric - a tow bar sticks out at the front (+x) and a
+    raised push plate stands at the rear (-x), and the cross bars are not evenly spaced - because a
+    rectangular frame on four casters looks the same after a half turn and its yaw would be
+    ambiguous by 180 degrees.
+    """
+
+    length: float = 0.9  # along x, frame only (the tow bar adds `tow_bar_length` in front)
     width: float = 0.6  # along y
     height: float = 0.2
     bar: float = 0.035  # square bar cross-section
-    cross_bars: int = 2
-    wheel_radius: float = 0.05
-
-    @classmethod
-    def random(cls, rng: np.random.Generator) -> "DollyGeometry":
-        height = rng.uniform(0.15, 0.25)
-        bar = rng.uniform(0.025, 0.05)
-        # casters fill the space under the frame: fork ~ 1/3 of it, wheel the rest
-        wheel_radius = (height - bar) * rng.uniform(0.28, 0.36)
-        return cls(rng.uniform(0.6, 1.2), rng.uniform(0.4, 0.8), height, bar, int(rng.integers(1, 4)), wheel_radius)
+    cross_bar_positions: tuple[float, ...] = (0.3, 0.62)  # fractions of the length from the rear end
+    wheel_radius: float = 0.055
+    tow_bar_length: float = 0.22
+    push_plate_height: float = 0.12  # above the frame's top
 
     def corners(self) -> np.ndarray:
-        """The 8 corners of the dolly's bounding box in the dolly frame."""
-        return np.array([[x, y, z] for x in (-self.length / 2, self.length / 2)
-                         for y in (-self.width / 2, self.width / 2) for z in (0.0, self.height)])
+        """The 8 corners of the dolly's bounding box (tow bar and push plate included), dolly frame."""
+        x_max = self.length / 2 + self.tow_bar_length
+        z_max = self.height + self.push_plate_height
+        return np.array([[x, y, z] for x in (-self.length / 2, x_max)
+                         for y in (-self.width / 2, self.width / 2) for z in (0.0, z_max)])
 
 
 def caster_positions(g: DollyGeometry) -> np.ndarray:
@@ -74,9 +79,15 @@ def dolly_meshes(g: DollyGeometry) -> dict[int, meshes.Mesh]:
         meshes.translated(meshes.box((b, W - 2 * b, b)), (L / 2 - b / 2, 0, zc)),
         meshes.translated(meshes.box((b, W - 2 * b, b)), (-L / 2 + b / 2, 0, zc)),
     ]
-    for k in range(g.cross_bars):
-        x = -L / 2 + (k + 1) * L / (g.cross_bars + 1)
-        frame.append(meshes.translated(meshes.box((b, W - 2 * b, b * 0.8)), (x, 0, zc)))
+    for fraction in g.cross_bar_positions:
+        frame.append(meshes.translated(meshes.box((b, W - 2 * b, b * 0.8)), (-L / 2 + fraction * L, 0, zc)))
+    # Tow bar at the front: a bar along x from the front end with a ring-like cross piece at its tip.
+    tow = g.tow_bar_length
+    frame.append(meshes.translated(meshes.box((tow, b * 0.8, b * 0.8)), (L / 2 + tow / 2, 0, zc)))
+    frame.append(meshes.translated(meshes.box((b * 0.8, W * 0.25, b * 0.8)), (L / 2 + tow - b * 0.4, 0, zc)))
+    # Push plate at the rear: a flat plate standing on the rear bar.
+    plate_h = g.push_plate_height
+    frame.append(meshes.translated(meshes.box((b * 0.5, W - 2 * b, plate_h)), (-L / 2 + b / 2, 0, H + plate_h / 2)))
     wheels = []
     plate = g.wheel_radius * 2.2
     fork_top = H - b
@@ -134,7 +145,7 @@ class DollyTask:
     def build_scene(self, rng: np.random.Generator):
         """(scene, camera, T_world_camera, T_world_dolly, geometry): everything random but the render."""
         dr = self.randomization
-        g = DollyGeometry.random(rng)
+        g = DollyGeometry()
         T_world_dolly = _yaw_pose(0.0, 0.0, 0.0, rng.uniform(-np.pi, np.pi))
         dolly_material = random_material(rng, dr, textured=False)
         wheel_material = random_material(rng, dr, textured=False,
@@ -169,7 +180,7 @@ class DollyTask:
             load = meshes.translated(meshes.box(size), (rng.uniform(-0.1, 0.1) * g.length, 0, g.height + size[2] / 2))
             objects.append(SceneObject("load", load, T_world_dolly, random_material(rng, dr), segment_id(index)))
             index += 1
-        dolly_radius = np.hypot(g.length, g.width) / 2
+        dolly_radius = np.hypot(g.length / 2 + g.tow_bar_length, g.width / 2)
         for _ in range(int(rng.integers(0, 9))):
             kind = rng.uniform()
             if kind < 0.6:

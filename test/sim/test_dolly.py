@@ -13,11 +13,23 @@ def test_dolly_mesh_sits_on_the_floor_with_its_origin_centred():
     parts = dolly_meshes(g)
     everything = np.concatenate([m.vertices for m in parts.values()])
     assert everything[:, 2].min() == pytest.approx(0.0, abs=1e-6)  # wheels touch the floor
-    assert everything[:, 2].max() == pytest.approx(0.2, abs=1e-6)  # top of the frame
-    assert np.allclose(everything[:, :2].min(axis=0), [-0.5, -0.3], atol=1e-6)
-    assert np.allclose(everything[:, :2].max(axis=0), [0.5, 0.3], atol=1e-6)
+    frame_part = parts[FRAME_PART].vertices
+    # The frame's top is at `height` except the push plate standing on the rear bar.
+    assert frame_part[frame_part[:, 0] > -0.45, 2].max() == pytest.approx(0.2, abs=1e-6)
+    corners = g.corners()
+    assert np.allclose(everything.min(axis=0), corners.min(axis=0), atol=1e-6)
+    assert np.allclose(everything.max(axis=0), corners.max(axis=0), atol=1e-6)
+    assert np.allclose(everything[:, 1].min(), -0.3) and np.allclose(everything[:, 1].max(), 0.3)
     # wheels are entirely below the frame bars
     assert parts[WHEEL_PART].vertices[:, 2].max() < g.height - g.bar + 1e-6
+
+
+def test_dolly_is_not_symmetric_under_a_half_turn():
+    # A half turn about z must not map the dolly onto itself, or its yaw would be ambiguous.
+    vertices = np.concatenate([m.vertices for m in dolly_meshes(DollyGeometry()).values()])
+    turned = vertices * [-1, -1, 1]
+    extent = lambda v: np.concatenate([v.min(axis=0), v.max(axis=0)])
+    assert np.abs(extent(turned) - extent(vertices)).max() > 0.1
 
 
 @pytest.fixture(scope="module")
