@@ -1,0 +1,418 @@
+"""Bottom-up multi-person body pose: network maps -> joint peaks -> limbs -> people (BodyPoseNet).
+
+Pure numpy/OpenCV; the network is any `predict(batch) -> (heatmaps, pafs)` callable (torch model,
+ONNX Runtime or TensorRT runner), so the same post-processing runs everywhere.
+
+1. `prepare_input`: the image is resized into the network input according to
+   `keep_aspect_ratio_mode` (seed's inference spec):
+   - "pad_image_input" (strict): scaled to fit inside `input_shape` keeping its aspect ratio and
+     padded at the right/bottom to exactly `input_shape` (what a fixed-shape engine needs);
+   - "adjust_network_input": the network height is `input_shape[0]`, its width follows the
+     image's aspect ratio, rounded up to a multiple of the stride (fully convolutional network);
+   - None: plain resize to `input_shape` (aspect ratio lost).
+   Multi-scale inference runs the same at each of `scales` times that size.
+2. `infer_maps`: each stage output is upsampled by `output_upsampling_factor` (cubic), cropped to
+   the image content, resized to the original image and averaged over scales, so peaks and PAFs
+   are in original image pixels (OpenCV centres; cv2.resize's half-pixel alignment matches the
+   stride convention of ros2_pose.codecs.heatmaps).
+3. `find_peaks`: non-maximum suppression by a max-pool window and `heatmap_threshold`, sub-pixel
+   refinement by a parabola through the log values (exact for a Gaussian).
+4. `score_limb_candidates` / `group_people`: each limb's candidate pairs are scored by the PAF line
+   integral (OpenPose: mean projection plus a penalty for limbs longer than half the image, at
+   least `paf_min_fraction` of the samples above `paf_threshold`), matched greedily as a bipartite
+   assignment (best score first, every joint used once per limb), and the limbs are assembled
+   into people along the skeleton tree; limbs that close a cycle (BodyPose-18's ear-shoulder
+   pairs) only add to people, never start one.
+5. Output: people in COCO-17 order and the COCO results format (`detection.json`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from ros2_pose.codecs.paf import line_integral_scores
+from ros2_pose.sim.skeleton import BODYPOSE18_KEYPOINTS, BODYPOSE18_LIMBS, bodypose18_to_coco17
+
+ASPECT_RATIO_MODES = ("pad_image_input", "adjust_network_input", None)
+# The seed's dataloader normalisation: (data / image_scale) - image_offset.
+IMAGE_SCALE = 256.0
+IMAGE_OFFSET = 0.5
+
+
+class BodyPoseConfigError(ValueError):
+    """An inference setting out of range or of the wrong form."""
+
+
+@dataclass
+class BodyPoseInferenceConfig:
+    """The seed's inference spec plus the grouping constants (OpenPose's defaults)."""
+
+    input_shape: tuple[int, int] = (368, 368)            # network height, width
+    keep_aspect_ratio_mode: str | None = "adjust_network_input"
+    output_stage_to_use: int | None = None                # 1-based; None: the last stage
+    output_upsampling_factor: tuple[int, int] = (8, 8)
+    heatmap_threshold: float = 0.1
+    paf_threshold: float = 0.05
+    multi_scale_inference: bool = False
+    scales: Sequence[float] = (0.5, 1.0, 1.5, 2.0)
+    stride: int = 8
+    peak_window: int = 3                                  # max-pool NMS window (odd, cells)
+    paf_num_samples: int = 10
+    paf_min_fraction: float = 0.8
+    min_parts: int = 3                                    # fewer joints: not a person
+    min_mean_score: float = 0.2                           # mean joint+limb score of a person
+    limbs: Sequence[Sequence[int]] = field(default_factory=lambda: BODYPOSE18_LIMBS)
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(v) for v in self.input_shape)
+        self.output_upsampling_factor = tuple(int(v) for v in self.output_upsampling_factor)
+        if self.keep_aspect_ratio_mode not in ASPECT_RATIO_MODES:
+            raise BodyPoseConfigError(f"keep_aspect_ratio_mode must be one of {ASPECT_RATIO_MODES}, "
+                                      f"got {self.keep_aspect_ratio_mode!r}")
+        if len(self.input_shape) != 2 or min(self.input_shape) < self.stride:
+            raise BodyPoseConfigError(f"input_shape must be [height, width] of at least the stride {self.stride}, "
+                                      f"got {self.input_shape}")
+        if any(v % self.stride for v in self.input_shape):
+            raise BodyPoseConfigError(f"input_shape {self.input_shape} must be multiples of the stride {self.stride}")
+        if len(self.output_upsampling_factor) != 2 or min(self.output_upsampling_factor) < 1:
+            raise BodyPoseConfigError(f"output_upsampling_factor must be two positive ints, got "
+                                      f"{self.output_upsampling_factor}")
+        if not 0 <= self.heatmap_threshold < 1 or not 0 <= self.paf_threshold < 1:
+            raise BodyPoseConfigError(f"thresholds must be in [0, 1): heatmap {self.heatmap_threshold}, "
+                                      f"paf {self.paf_threshold}")
+        if self.multi_scale_inference and (not self.scales or min(self.scales) <= 0):
+            raise BodyPoseConfigError(f"scales must be positive numbers, got {list(self.scales)}")
+        if self.peak_window < 1 or self.peak_window % 2 == 0:
+            raise BodyPoseConfigError(f"peak_window must be an odd number of cells, got {self.peak_window}")
+        if self.output_stage_to_use is not None and self.output_stage_to_use < 1:
+            raise BodyPoseConfigError(f"output_stage_to_use is 1-based or null, got {self.output_stage_to_use}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BodyPoseInferenceConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known - {"model_path", "train_spec"})
+        if unknown:
+            raise BodyPoseConfigError(f"unknown inference settings {unknown} (known: {sorted(known)})")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """How an image was placed in the network input: content scaled by (sx, sy) from the top-left,
+    occupying content_width x content_height of the net_width x net_height input."""
+
+    sx: float
+    sy: float
+    content_width: int
+    content_height: int
+    net_width: int
+    net_height: int
+
+
+@dataclass
+class Person:
+    """One detected person: (18, 3) BodyPose-18 [x, y, confidence] in image pixels (0, 0, 0 where
+    the joint was not found), the summed score and the number of joints found."""
+
+    keypoints18: np.ndarray
+    total_score: float
+    num_parts: int
+
+    @property
+    def score(self) -> float:
+        """Mean of the joint and limb confidences that make up the person."""
+        return self.total_score / max(self.num_parts, 1)
+
+    def coco_keypoints(self) -> np.ndarray:
+        """(17, 3) [x, y, v] in COCO order, v = 2 for found joints, 0 otherwise."""
+        kp = bodypose18_to_coco17(self.keypoints18)
+        found = kp[:, 2] > 0
+        kp[:, 2] = np.where(found, 2.0, 0.0)
+        kp[~found, :2] = 0.0
+        return kp
+
+
+def normalize_image(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB -> 3xHxW float32 (rgb / 256 - 0.5), the seed's normalisation_params."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise BodyPoseConfigError(f"images must be HxWx3 RGB, got shape {rgb.shape}")
+    return (rgb.astype(np.float32) / IMAGE_SCALE - IMAGE_OFFSET).transpose(2, 0, 1).copy()
+
+
+def network_input_size(image_hw: tuple[int, int], config: BodyPoseInferenceConfig,
+                       scale: float = 1.0) -> tuple[int, int]:
+    """(height, width) of the network input for an image of `image_hw` at `scale`."""
+    height, width = image_hw
+    if height < 1 or width < 1:
+        raise BodyPoseConfigError(f"image size must be positive, got {image_hw}")
+    stride = config.stride
+    net_h, net_w = config.input_shape
+
+    def multiple(value: float) -> int:
+        return max(stride, int(np.ceil(value / stride)) * stride)
+
+    if config.keep_aspect_ratio_mode == "adjust_network_input":
+        return multiple(net_h * scale), multiple(net_h * scale * width / height)
+    return multiple(net_h * scale), multiple(net_w * scale)
+
+
+def prepare_input(rgb: np.ndarray, config: BodyPoseInferenceConfig,
+                  scale: float = 1.0) -> tuple[np.ndarray, InputTransform]:
+    """The image resized (and padded) into the network input at `scale`: uint8 HxWx3 + transform."""
+    height, width = rgb.shape[:2]
+    net_h, net_w = network_input_size((height, width), config, scale)
+    if config.keep_aspect_ratio_mode == "pad_image_input":
+        factor = min(net_h / height, net_w / width)
+        content_w, content_h = max(1, round(width * factor)), max(1, round(height * factor))
+    elif config.keep_aspect_ratio_mode == "adjust_network_input":
+        factor = net_h / height
+        content_w, content_h = min(net_w, max(1, round(width * factor))), net_h
+    else:
+        content_w, content_h = net_w, net_h
+    resized = cv2.resize(rgb, (content_w, content_h), interpolation=cv2.INTER_AREA if content_w < width
+                         else cv2.INTER_CUBIC)
+    canvas = np.zeros((net_h, net_w, 3), dtype=rgb.dtype)
+    canvas[:content_h, :content_w] = resized
+    return canvas, InputTransform(content_w / width, content_h / height, content_w, content_h, net_w, net_h)
+
+
+def maps_to_image(maps: np.ndarray, transform: InputTransform, image_hw: tuple[int, int],
+                  upsampling: tuple[int, int], stride: int) -> np.ndarray:
+    """(C, h, w) network output -> (C, H, W) on the original image: upsample, crop the content,
+    resize to the image."""
+    channels = np.ascontiguousarray(maps.transpose(1, 2, 0), dtype=np.float32)
+    fy, fx = upsampling
+    up = cv2.resize(channels, (maps.shape[2] * fx, maps.shape[1] * fy), interpolation=cv2.INTER_CUBIC)
+    up = up.reshape(up.shape[0], up.shape[1], -1)
+    # Upsampled maps are at fx/stride of the input resolution; keep the part showing the image.
+    crop_w = max(1, round(transform.content_width * fx / stride))
+    crop_h = max(1, round(transform.content_height * fy / stride))
+    content = np.ascontiguousarray(up[:crop_h, :crop_w])
+    out = cv2.resize(content, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_CUBIC)
+    return out.reshape(image_hw[0], image_hw[1], -1).transpose(2, 0, 1)
+
+
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def infer_maps(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(heatmaps (19, H, W), pafs (38, H, W)) on the original image, averaged over scales."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise BodyPoseConfigError(f"images must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}")
+    scales = list(config.scales) if config.multi_scale_inference else [1.0]
+    heat_sum = paf_sum = None
+    for scale in scales:
+        net_input, transform = prepare_input(rgb, config, scale)
+        heatmaps, pafs = predict(normalize_image(net_input)[None])
+        heatmaps, pafs = np.asarray(heatmaps)[0], np.asarray(pafs)[0]
+        if not (np.all(np.isfinite(heatmaps)) and np.all(np.isfinite(pafs))):
+            raise FloatingPointError("the network produced non-finite heatmaps or PAFs")
+        heat = maps_to_image(heatmaps, transform, rgb.shape[:2], config.output_upsampling_factor, config.stride)
+        paf = maps_to_image(pafs, transform, rgb.shape[:2], config.output_upsampling_factor, config.stride)
+        heat_sum = heat if heat_sum is None else heat_sum + heat
+        paf_sum = paf if paf_sum is None else paf_sum + paf
+    return heat_sum / len(scales), paf_sum / len(scales)
+
+
+def find_peaks(heatmap: np.ndarray, threshold: float, window: int = 3, refine: bool = True) -> np.ndarray:
+    """(M, 3) [x, y, value] local maxima of one (H, W) map above `threshold`, strongest first.
+
+    A cell is a peak when it equals the maximum of its `window` x `window` neighbourhood; plateaus
+    of equal maxima count once (at their centre). With `refine`, each axis is refined by the vertex
+    of the parabola through the log values of the peak and its two neighbours."""
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if heatmap.ndim != 2:
+        raise BodyPoseConfigError(f"find_peaks takes one (H, W) map, got shape {heatmap.shape}")
+    pooled = ndimage.maximum_filter(heatmap, size=window, mode="constant", cval=-np.inf)
+    candidates = (heatmap == pooled) & (heatmap > threshold)
+    labels, count = ndimage.label(candidates, structure=np.ones((3, 3)))
+    if count == 0:
+        return np.zeros((0, 3))
+    centres = np.asarray(ndimage.center_of_mass(candidates, labels, range(1, count + 1))).reshape(-1, 2)
+    height, width = heatmap.shape
+    peaks = []
+    for cy, cx in centres:
+        row, col = int(round(cy)), int(round(cx))
+        value = heatmap[row, col]
+        x, y = float(cx), float(cy)
+        if refine and cx == col and cy == row:
+            x = col + _parabola_offset(heatmap, row, col, axis=1, size=width)
+            y = row + _parabola_offset(heatmap, row, col, axis=0, size=height)
+        peaks.append((x, y, value))
+    peaks = np.asarray(peaks)
+    return peaks[np.argsort(-peaks[:, 2], kind="stable")]
+
+
+def _parabola_offset(heatmap: np.ndarray, row: int, col: int, axis: int, size: int) -> float:
+    index = col if axis == 1 else row
+    if index == 0 or index == size - 1:
+        return 0.0
+    if axis == 1:
+        values = heatmap[row, col - 1:col + 2]
+    else:
+        values = heatmap[row - 1:row + 2, col]
+    if np.any(values <= 0):
+        return 0.0
+    left, centre, right = np.log(values)
+    curvature = left - 2 * centre + right
+    if curvature >= 0:
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+
+
+def score_limb_candidates(peaks_a: np.ndarray, peaks_b: np.ndarray, paf_x: np.ndarray, paf_y: np.ndarray,
+                          config: BodyPoseInferenceConfig, image_height: int) -> list[tuple[int, int, float]]:
+    """Greedy bipartite matching of one limb: (index in peaks_a, index in peaks_b, score), each
+    peak used at most once, candidates that fail the PAF criteria dropped."""
+    if len(peaks_a) == 0 or len(peaks_b) == 0:
+        return []
+    ia, ib = np.meshgrid(np.arange(len(peaks_a)), np.arange(len(peaks_b)), indexing="ij")
+    ia, ib = ia.ravel(), ib.ravel()
+    projections, lengths = line_integral_scores(paf_x, paf_y, peaks_a[ia, :2], peaks_b[ib, :2],
+                                                config.paf_num_samples)
+    # OpenPose's distance prior: limbs longer than half the image are penalised.
+    prior = np.minimum(0.5 * image_height / np.maximum(lengths, 1e-9) - 1.0, 0.0)
+    scores = projections.mean(axis=1) + prior
+    passed = ((projections > config.paf_threshold).mean(axis=1) >= config.paf_min_fraction) & (scores > 0) \
+        & (lengths > 1e-9)
+    order = np.argsort(-scores, kind="stable")
+    used_a, used_b, matches = set(), set(), []
+    for k in order:
+        if not passed[k] or ia[k] in used_a or ib[k] in used_b:
+            continue
+        used_a.add(int(ia[k]))
+        used_b.add(int(ib[k]))
+        matches.append((int(ia[k]), int(ib[k]), float(scores[k])))
+        if len(matches) == min(len(peaks_a), len(peaks_b)):
+            break
+    return matches
+
+
+def _tree_limbs(limbs: Sequence[Sequence[int]], num_joints: int) -> list[bool]:
+    """For each limb, whether it belongs to the spanning tree (True) or closes a cycle (False)."""
+    parent = list(range(num_joints))
+
+    def root(j):
+        while parent[j] != j:
+            parent[j] = parent[parent[j]]
+            j = parent[j]
+        return j
+
+    in_tree = []
+    for a, b in limbs:
+        ra, rb = root(a), root(b)
+        in_tree.append(ra != rb)
+        if ra != rb:
+            parent[ra] = rb
+    return in_tree
+
+
+def group_people(heatmaps: np.ndarray, pafs: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
+    """(J, H, W) joint heatmaps (background excluded) and (2L, H, W) PAFs -> people, best first."""
+    heatmaps, pafs = np.asarray(heatmaps), np.asarray(pafs)
+    limbs = [tuple(int(j) for j in limb) for limb in config.limbs]
+    num_joints = heatmaps.shape[0]
+    if pafs.shape[0] != 2 * len(limbs) or pafs.shape[1:] != heatmaps.shape[1:]:
+        raise BodyPoseConfigError(f"PAFs {pafs.shape} do not match {len(limbs)} limbs over heatmaps {heatmaps.shape}")
+    if any(max(limb) >= num_joints for limb in limbs):
+        raise BodyPoseConfigError(f"limbs name joints beyond the {num_joints} heatmaps")
+    peaks = [find_peaks(heatmaps[j], config.heatmap_threshold, config.peak_window) for j in range(num_joints)]
+    offsets = np.cumsum([0] + [len(p) for p in peaks])
+    all_peaks = np.concatenate([p for p in peaks if len(p)] or [np.zeros((0, 3))])
+    in_tree = _tree_limbs(limbs, num_joints)
+    # Each row: the global peak id of every joint (-1 when absent), then total score, joint count.
+    rows: list[np.ndarray] = []
+    for index, (ja, jb) in enumerate(limbs):
+        matches = score_limb_candidates(peaks[ja], peaks[jb], pafs[2 * index], pafs[2 * index + 1], config,
+                                        heatmaps.shape[1])
+        for a, b, score in matches:
+            ga, gb = offsets[ja] + a, offsets[jb] + b
+            found = [r for r, row in enumerate(rows) if row[ja] == ga or row[jb] == gb]
+            if len(found) == 1:
+                row = rows[found[0]]
+                if row[jb] != gb:
+                    if row[jb] < 0:
+                        row[-1] += 1
+                        row[-2] += all_peaks[gb, 2] + score
+                    else:  # a better-scored limb already claimed jb for this person: keep it
+                        continue
+                    row[jb] = gb
+            elif len(found) == 2:
+                first, second = rows[found[0]], rows[found[1]]
+                overlap = (first[:-2] >= 0) & (second[:-2] >= 0)
+                if not overlap.any():  # two partial people joined by this limb: merge them
+                    first[:-2] = np.where(second[:-2] >= 0, second[:-2], first[:-2])
+                    first[-2:] += second[-2:]
+                    first[-2] += score
+                    del rows[found[1]]
+                elif first[jb] < 0:
+                    first[jb] = gb
+                    first[-1] += 1
+                    first[-2] += all_peaks[gb, 2] + score
+            elif not found and in_tree[index]:
+                row = np.full(num_joints + 2, -1.0)
+                row[ja], row[jb] = ga, gb
+                row[-1] = 2
+                row[-2] = all_peaks[ga, 2] + all_peaks[gb, 2] + score
+                rows.append(row)
+    people = []
+    for row in rows:
+        count = int(row[-1])
+        if count < config.min_parts or row[-2] / count < config.min_mean_score:
+            continue
+        keypoints = np.zeros((num_joints, 3))
+        for j in range(num_joints):
+            if row[j] >= 0:
+                keypoints[j] = all_peaks[int(row[j])]
+        people.append(Person(keypoints, float(row[-2]), count))
+    return sorted(people, key=lambda p: -p.total_score)
+
+
+def estimate_people(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
+    """Everything: image -> network maps (multi-scale when configured) -> people in image pixels."""
+    heatmaps, pafs = infer_maps(predict, rgb, config)
+    return group_people(heatmaps[:len(BODYPOSE18_KEYPOINTS)], pafs, config)
+
+
+def coco_results(people: Sequence[Person], image_id: int) -> list[dict]:
+    """People as COCO keypoint results (what COCOeval.loadRes and detection.json take)."""
+    results = []
+    for person in people:
+        kp = person.coco_keypoints()
+        results.append({"image_id": int(image_id), "category_id": 1,
+                        "keypoints": [round(float(v), 2) for v in kp.ravel()],
+                        "score": round(float(person.score), 5)})
+    return results
+
+
+def write_detections(results: Sequence[dict], path: str | Path) -> Path:
+    """detection.json: the COCO results list (one entry per person per image)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(list(results)))
+    return path
+
+
+def draw_people(rgb: np.ndarray, people: Sequence[Person], limbs: Sequence[Sequence[int]] = BODYPOSE18_LIMBS) -> np.ndarray:
+    """A copy of the image with each person's limbs and joints drawn (for --dump_visualizations)."""
+    canvas = np.ascontiguousarray(rgb).copy()
+    for index, person in enumerate(people):
+        hue = int(180 * ((index * 0.618) % 1.0))
+        colour = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2RGB)[0, 0].tolist()
+        kp = person.keypoints18
+        for a, b in limbs:
+            if kp[a, 2] > 0 and kp[b, 2] > 0:
+                cv2.line(canvas, tuple(int(round(v)) for v in kp[a, :2]), tuple(int(round(v)) for v in kp[b, :2]),
+                         colour, 2, cv2.LINE_AA)
+        for x, y, c in kp:
+            if c > 0:
+                cv2.circle(canvas, (int(round(x)), int(round(y))), 3, colour, -1, cv2.LINE_AA)
+    return canvas
