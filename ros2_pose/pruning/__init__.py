@@ -1,0 +1,1 @@
+"""Model compression: norm-based filter pruning that yields a smaller network of the same class."""
