@@ -58,6 +58,16 @@ def model_dir(name: str) -> Path:
     return path
 
 
+def model_location(name_or_folder: str | Path) -> Path:
+    """A shipped model's folder by name (models/<name>), or an explicit folder / .onnx path."""
+    path = Path(name_or_folder).expanduser()
+    if path.is_absolute() or path.exists() or len(path.parts) > 1:
+        if not path.exists():
+            raise FileNotFoundError(f"model path {path} does not exist")
+        return path
+    return model_dir(str(name_or_folder))
+
+
 def resolve_inside(folder: str | Path, name: str | Path) -> Path:
     """Public form of the containment check, for paths read from configs, manifests and bags."""
     return _inside(Path(folder), str(name))

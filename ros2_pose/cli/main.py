@@ -14,6 +14,7 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "sim": ("ros2_pose.cli.sim", "render synthetic scenes into ROS 2 bags"),
     "record": ("ros2_pose.cli.record", "record topics into a rosbag2 (mcap) bag"),
+    "play": ("ros2_pose.cli.play", "publish recorded bags into the live graph"),
     "dataset": ("ros2_pose.cli.dataset", "build training datasets from bags, or show them"),
     "train": ("ros2_pose.cli.train", "train a model from a YAML config"),
     "eval": ("ros2_pose.cli.evaluate", "evaluate a model on a held-out dataset"),
@@ -22,6 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "bench": ("ros2_pose.cli.bench", "benchmarks that print a table"),
     "up": ("ros2_pose.cli.up", "start a node graph without `ros2 launch`"),
     "demo": ("ros2_pose.cli.demo", "replay a sample bag through the real nodes"),
+    "bpnet": ("ros2_pose.cli.bpnet", "BodyPoseNet workflow: dataset_convert, train, evaluate, inference, prune, export"),
 }
 
 

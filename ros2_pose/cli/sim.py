@@ -25,22 +25,17 @@ def register(parser):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ros2_pose.data.bags import BagError
-    from ros2_pose.sim.tasks import TaskUnavailableError, iter_frames, task_class
-    from ros2_pose.sim.writer import SimBagWriter
+    from ros2_pose.sim.tasks import TaskUnavailableError
+    from ros2_pose.sim.writer import render_bag
 
     if args.frames < 1 or args.workers < 1 or args.width < 16 or args.height < 16:
         print("error: need --frames >= 1, --workers >= 1 and an image of at least 16x16", file=sys.stderr)
         return 2
     options = dict(width=args.width, height=args.height, preset=args.preset, backend=args.backend)
     try:
-        task_class(args.task)  # before creating the bag: a missing task leaves nothing behind
-        with SimBagWriter(args.out, storage=args.storage, fps=args.fps, overwrite=args.overwrite) as writer:
-            frames = iter_frames(args.task, args.frames, seed=args.seed, workers=args.workers, **options)
-            for index, frame in tqdm(frames, total=args.frames, desc=f"sim {args.task}", unit="frame"):
-                writer.write(index, frame)
+        render_bag(args.task, args.frames, args.out, seed=args.seed, workers=args.workers, storage=args.storage,
+                   fps=args.fps, overwrite=args.overwrite, **options)
     except (TaskUnavailableError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -53,6 +53,12 @@ class RoiCrop:
         grow_x, grow_y = margin * (x_max - x_min), margin * (y_max - y_min)
         return cls((x_min - grow_x, y_min - grow_y, x_max + grow_x, y_max + grow_y), size)
 
+    @classmethod
+    def whole_image(cls, width: int, height: int, size: int) -> "RoiCrop":
+        """The letterbox: the whole image (pixel edges -0.5 .. W-0.5, -0.5 .. H-0.5) into a size x
+        size square, black bars on the short side (e.g. a detector's input)."""
+        return cls((-0.5, -0.5, width - 0.5, height - 0.5), size)
+
     # ---------------------------------------------------------------- the affine map
     @property
     def box_center(self) -> np.ndarray:

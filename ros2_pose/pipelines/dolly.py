@@ -21,11 +21,6 @@ from ros2_pose.models.dolly_pose import CROP_SIZE, translation_from_prediction
 DETECTOR_INPUT_SIZE = 160
 
 
-def letterbox_crop(width: int, height: int, size: int = DETECTOR_INPUT_SIZE) -> RoiCrop:
-    """The whole image as a size x size letterboxed (black-padded) square: the detector's input."""
-    return RoiCrop((-0.5, -0.5, width - 0.5, height - 0.5), size)
-
-
 def undistorted(image: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, CameraModel]:
     """The networks learned pinhole images: remove lens distortion first when the camera has any."""
     if not camera.has_distortion:
@@ -61,7 +56,7 @@ class DollyPipeline:
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The best dolly box in image pixels and its score."""
         height, width = image.shape[:2]
-        letterbox = letterbox_crop(width, height)
+        letterbox = RoiCrop.whole_image(width, height, DETECTOR_INPUT_SIZE)
         net_input = letterbox.apply(image)[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         out = self.detector.run({"image": net_input})
         boxes, scores = decode_best_box(out["heatmap_logits"], out["size"], out["offset"], DETECTOR_INPUT_SIZE)

@@ -84,3 +84,22 @@ class SimBagWriter:
             limbs = frame.skeleton_limbs if frame.skeleton_limbs is not None else np.zeros((0, 2), np.int64)
             bag.write(TOPIC_SKELETONS, bm.skeleton_array_msg(frame.skeletons, frame.skeleton_joint_names, limbs,
                                                              stamp, OPTICAL_FRAME), stamp)
+
+
+def render_bag(task: str, frames: int, out: str | Path, seed: int = 0, workers: int = 1, storage: str = "mcap",
+               fps: float = 30.0, overwrite: bool = False, progress: bool = True, **options) -> Path:
+    """Render `frames` frames of `task` (deterministic in `seed`) into a bag at `out`.
+
+    `options` go to the task (width, height, preset, backend). Used by `ros2-pose sim` and by the
+    evaluation commands that render their standard held-out sets on first use.
+    """
+    from tqdm import tqdm
+
+    from ros2_pose.sim.tasks import iter_frames, task_class
+
+    task_class(task)  # before creating the bag: a missing task leaves nothing behind
+    with SimBagWriter(out, storage=storage, fps=fps, overwrite=overwrite) as writer:
+        generated = iter_frames(task, frames, seed=seed, workers=workers, **options)
+        for index, frame in tqdm(generated, total=frames, desc=f"sim {task}", unit="frame", disable=not progress):
+            writer.write(index, frame)
+    return Path(out)

@@ -210,3 +210,30 @@ def train_detector(train: dict[str, np.ndarray], val: dict[str, np.ndarray], con
     describe = lambda row: (f"recall@0.5 {row['val_recall_iou50']:.3f}  median IoU {row['val_median_iou']:.3f}  "
                             f"FP {row['val_false_positive_rate']:.3f}")
     return fit(model, len(train["det_image"]), step, validate, config, run, resume_state, describe, progress)
+
+
+def pose_model_config(model_kwargs: dict):
+    """model.yaml of a trained pose network (for ros2_pose.deploy.model_spec.write_model_folder)."""
+    from ros2_pose.deploy.model_spec import parse_model_config
+
+    return parse_model_config({
+        "architecture": "ros2_pose.models.dolly_pose:DollyPoseNet", "kwargs": dict(model_kwargs),
+        "inputs": [{"name": "crop", "shape": ["batch", 3, CROP_SIZE, CROP_SIZE]}, {"name": "box", "shape": ["batch", 4]}],
+        "outputs": [{"name": "rotation_6d", "shape": ["batch", 6]}, {"name": "center_crop", "shape": ["batch", 2]},
+                    {"name": "log_depth_ratio", "shape": ["batch", 1]},
+                    {"name": "mask_logits", "shape": ["batch", 1, MASK_SIZE, MASK_SIZE]}]})
+
+
+def detector_model_config(model_kwargs: dict):
+    """model.yaml of a trained detector."""
+    from ros2_pose.deploy.model_spec import parse_model_config
+    from ros2_pose.models.center_detector import STRIDE
+
+    size = int(model_kwargs.get("input_size", 160))
+    cells = size // STRIDE
+    return parse_model_config({
+        "architecture": "ros2_pose.models.center_detector:CenterDetector", "kwargs": dict(model_kwargs),
+        "inputs": [{"name": "image", "shape": ["batch", 3, size, size]}],
+        "outputs": [{"name": "heatmap_logits", "shape": ["batch", 1, cells, cells]},
+                    {"name": "size", "shape": ["batch", 2, cells, cells]},
+                    {"name": "offset", "shape": ["batch", 2, cells, cells]}]})

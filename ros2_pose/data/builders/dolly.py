@@ -57,11 +57,6 @@ def fields() -> dict[str, FieldSpec]:
     }
 
 
-def full_image_crop(width: int, height: int, size: int = DET_SIZE) -> RoiCrop:
-    """The letterbox: the whole image (pixel edges -0.5 .. W-0.5) into a size x size square."""
-    return RoiCrop.from_box((-0.5, -0.5, width - 0.5, height - 0.5), size=size)
-
-
 def mask_box(mask: np.ndarray) -> np.ndarray | None:
     """Pixel-edge box (x_min, y_min, x_max, y_max) of a boolean mask, None if empty."""
     ys, xs = np.nonzero(mask)
@@ -106,7 +101,7 @@ def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.ra
         gt_box = np.array([b.x_min, b.y_min, b.x_max, b.y_max], dtype=np.float64)
     else:
         gt_box = visible_box
-    letterbox = full_image_crop(width, height)
+    letterbox = RoiCrop.whole_image(width, height, DET_SIZE)
     det = {"det_image": letterbox.apply(image), "det_valid": visible_box is not None,
            "det_box": np.zeros(4, np.float32)}
     if visible_box is not None:

@@ -33,7 +33,9 @@ def load_split(folder, split: str, fields: list[str], valid_field: str | None) -
 
 
 def run_training(args, defaults: dict, fields: list[str], valid_field: str | None, train_fn,
-                 monitor: str, mode: str) -> int:
+                 monitor: str, mode: str, model_config_fn) -> int:
+    """Load config and data, train, then turn the best checkpoint into a model folder
+    (<run>/model: model.pt, model.yaml, model.onnx with its ONNX Runtime parity) ready to ship."""
     from ros2_pose.training.run import TrainingRun, load_config, seed_everything
 
     config_path = Path(args.config) if args.config else package_share() / args.default_config
@@ -51,9 +53,17 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     val = load_split(config["data"], "val", fields, valid_field)
     print(f"training on {len(next(iter(train.values())))} samples, validating on "
           f"{len(next(iter(val.values())))}; run folder {run.folder}")
-    train_fn(train, val, config, run, resume_state=resume_state)
+    model = train_fn(train, val, config, run, resume_state=resume_state)
     run.plot_curves()
     best = max(run.history, key=lambda r: r[monitor]) if mode == "max" else min(run.history, key=lambda r: r[monitor])
     run.write_metrics({"best_epoch": int(best["epoch"]), **{k: v for k, v in best.items() if k.startswith("val_")}})
     print(f"best epoch {int(best['epoch']) + 1}: {monitor} = {best[monitor]:.4f}; checkpoints in {run.folder}")
+    import torch
+
+    from ros2_pose.deploy.model_spec import write_model_folder
+
+    model.load_state_dict(torch.load(run.best_checkpoint, map_location="cpu", weights_only=True)["model"])
+    parity = write_model_folder(run.folder / "model", model.eval(), model_config_fn(config["model"]))
+    print(f"model folder {run.folder / 'model'} (ONNX Runtime vs PyTorch max abs error: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in parity.items()) + ")")
     return 0

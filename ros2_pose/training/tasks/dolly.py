@@ -21,7 +21,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ros2_pose.training.dolly import train_pose_network
+    from ros2_pose.training.dolly import pose_model_config, train_pose_network
 
     return run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_pose_network,
-                        monitor="val_ap", mode="max")
+                        monitor="val_ap", mode="max", model_config_fn=pose_model_config)

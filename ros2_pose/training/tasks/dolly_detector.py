@@ -21,7 +21,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ros2_pose.training.dolly import train_detector
+    from ros2_pose.training.dolly import detector_model_config, train_detector
 
     return run_training(args, DEFAULTS, FIELDS, valid_field=None, train_fn=train_detector,
-                        monitor="val_median_iou", mode="max")
+                        monitor="val_median_iou", mode="max", model_config_fn=detector_model_config)

@@ -1,0 +1,49 @@
+"""Standard held-out sets: rendered deterministically on first use and cached.
+
+A held-out set is (task, preset, seed, frames, size). The seeds are far from the training seeds the
+configs use, so evaluation frames are never training frames. The cache folder is
+$ROS2_POSE_CACHE (default ~/.cache/ros2_pose)/heldout/<name>.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HeldOutSet:
+    name: str
+    task: str
+    preset: str
+    seed: int
+    frames: int
+    width: int = 640
+    height: int = 480
+
+
+HELD_OUT = {
+    "dolly": HeldOutSet("dolly_test", "dolly", "default", 200, 1500),
+    "dolly_ood": HeldOutSet("dolly_ood", "dolly", "ood", 300, 1500),
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ROS2_POSE_CACHE", Path.home() / ".cache" / "ros2_pose"))
+
+
+def heldout_bag(name: str, workers: int = 2) -> Path:
+    """The bag of the held-out set `name`, rendered now if it is not in the cache yet."""
+    from ros2_pose.sim.writer import render_bag
+
+    spec = HELD_OUT[name]
+    folder = cache_root() / "heldout" / f"{spec.name}_seed{spec.seed}_n{spec.frames}_{spec.width}x{spec.height}"
+    done = folder / "COMPLETE"
+    if done.is_file():
+        return folder / "bag"
+    print(f"rendering the standard held-out set {spec.name} ({spec.frames} frames, seed {spec.seed}) "
+          f"into {folder} - once")
+    render_bag(spec.task, spec.frames, folder / "bag", seed=spec.seed, workers=workers, overwrite=True,
+               width=spec.width, height=spec.height, preset=spec.preset)
+    done.write_text("rendered completely\n")
+    return folder / "bag"
