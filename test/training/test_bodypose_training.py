@@ -1,0 +1,99 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ros2_pose.data.body_dataset import convert_body_dataset, load_dataset_spec
+from ros2_pose.models.bodypose import BodyPoseNet
+from ros2_pose.sim.coco_export import CocoWriter, PersonRecord
+from ros2_pose.sim.skeleton import COCO_KEYPOINTS, COCO_SKELETON
+from ros2_pose.training.bodypose import (DEFAULTS, bodypose_loss, merge_defaults, soft_start_annealing_lr,
+                                         train_bodypose)
+
+
+def make_dataset(root, images=4):
+    rng = np.random.default_rng(0)
+    with CocoWriter(root / "coco", image_format="png") as writer:
+        for _ in range(images):
+            rgb = np.full((64, 64, 3), 40, np.uint8)
+            cx = rng.uniform(24, 40)
+            kp = np.zeros((17, 3))
+            kp[:, 0] = cx + np.linspace(-10, 10, 17)
+            kp[:, 1] = np.linspace(6, 58, 17)
+            kp[:, 2] = 2
+            for a, b in COCO_SKELETON:
+                cv2.line(rgb, tuple(int(v) for v in kp[a - 1, :2]), tuple(int(v) for v in kp[b - 1, :2]), (220, 180, 90), 2)
+            writer.add(rgb, [PersonRecord(1, (cx - 12, 4, cx + 12, 60), kp)])
+    spec = {
+        "dataset": "coco", "root_directory_path": "coco",
+        "train_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
+                       "annotation_root_dir_path": "annotations/person_keypoints.json"},
+        "test_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
+                      "annotation_root_dir_path": "annotations/person_keypoints.json"},
+        "categories": [{"name": "person", "keypoints": list(COCO_KEYPOINTS), "skeleton": [list(p) for p in COCO_SKELETON]}],
+        "visibility_flags": {"value": {"visible": 2, "occluded": 1, "not_labeled": 0},
+                             "mapping": {"visible": "visible", "occluded": "occluded", "not_labeled": "not_labeled"}},
+        "data_filtering_params": {"min_acceptable_height": 16, "min_acceptable_width": 8, "min_acceptable_kpts": 5},
+    }
+    (root / "spec.json").write_text(json.dumps(spec))
+    convert_body_dataset(load_dataset_spec(root / "spec.json"), root / "data", val_fraction=0.0)
+    return root / "data"
+
+
+def tiny_config(data, epochs):
+    return merge_defaults({
+        "data": str(data), "num_epoch": epochs, "checkpoint_n_epoch": 1, "max_ckpt_to_keep": 2,
+        "model": {"width": 4, "stages": 2, "kernel_regularization_factor": 0.0},
+        "optimizer": {"learning_rate_schedule": {"soft_start": 0.0, "annealing": 1.0, "base_learning_rate": 0.05,
+                                                 "min_learning_rate": 1e-4}},
+        "dataloader": {"batch_size": 2, "image_dims": {"height": 64, "width": 64},
+                       "augmentation_config": {"spatial_aug_params": {"rotate_deg_max": 10, "rotate_deg_min": -10,
+                                                                      "translate_max_x": 4, "translate_min_x": -4,
+                                                                      "translate_max_y": 4, "translate_min_y": -4}}},
+    })
+
+
+def test_soft_start_annealing_schedule_shape():
+    lr = [soft_start_annealing_lr(p, 2e-5, 8e-8, 0.05, 0.5) for p in (0.0, 0.025, 0.05, 0.3, 0.5, 0.75, 1.0)]
+    assert lr[0] == pytest.approx(8e-8) and lr[2] == pytest.approx(2e-5) and lr[3] == lr[4] == pytest.approx(2e-5)
+    assert lr[0] < lr[1] < lr[2] and lr[4] > lr[5] > lr[6] and lr[6] == pytest.approx(8e-8)
+    assert lr[1] == pytest.approx(np.sqrt(2e-5 * 8e-8))  # exponential ramp: geometric midpoint
+
+
+def test_loss_covers_every_stage_and_ignores_masked_cells():
+    target = torch.zeros(1, 19, 4, 4), torch.zeros(1, 38, 4, 4)
+    stages = [(torch.ones(1, 19, 4, 4), torch.zeros(1, 38, 4, 4))] * 3
+    mask = torch.ones(1, 4, 4)
+    loss, parts = bodypose_loss(stages, *target, mask)
+    assert float(loss) == pytest.approx(3 * 19) and parts["paf"] == 0
+    assert float(bodypose_loss(stages, *target, torch.zeros(1, 4, 4))[0]) == 0
+
+
+def test_tiny_training_run_lowers_the_loss_keeps_numbered_checkpoints_and_resumes(tmp_path):
+    data = make_dataset(tmp_path)
+    run = tmp_path / "run"
+    train_bodypose(tiny_config(data, 2), run, progress=lambda _: None)
+    rows = list(csv.DictReader(open(run / "curves.csv")))
+    assert len(rows) == 2
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt"]
+    assert (run / "model/model.pt").is_file() and (run / "model/model.yaml").is_file()
+    messages = []
+    train_bodypose(tiny_config(data, 3), run, progress=messages.append)
+    assert "resumed after epoch 2" in messages
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0002.pt", "epoch_0003.pt"]
+    rows = list(csv.DictReader(open(run / "curves.csv")))
+    assert [int(float(r["epoch"])) for r in rows] == [0, 1, 2]
+
+
+def test_pretrained_graph_loading(tmp_path):
+    data = make_dataset(tmp_path, images=2)
+    first = tmp_path / "first"
+    train_bodypose(tiny_config(data, 1), first, progress=lambda _: None)
+    config = tiny_config(data, 1)
+    config.update(pretrained_weights=str(first / "model"), load_graph=True)
+    model = train_bodypose(config, tmp_path / "second", progress=lambda _: None)
+    assert isinstance(model, BodyPoseNet)
