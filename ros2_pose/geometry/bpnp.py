@@ -31,6 +31,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ros2_pose.geometry.pnp import solve_pnp
+from ros2_pose.geometry.transforms import RigidTransform, axis_angle_to_matrix
 
 VARIANTS = ("exact", "faster")
 # Gauss-Newton steps that polish OpenCV's answer to the exact minimiser (the IFT needs f(y*) = 0).
@@ -137,7 +138,6 @@ def solve_pose_batch(keypoints_2d: torch.Tensor, points_3d: torch.Tensor, K: tor
     for b in range(x.shape[0]):
         initial = None
         if initial_pose is not None:
-            from ros2_pose.geometry.transforms import RigidTransform, axis_angle_to_matrix
             guess = initial_pose[b].detach().double().cpu().numpy()
             initial = RigidTransform(axis_angle_to_matrix(guess[:3]), guess[3:])
         result = solve_pnp(z[b].numpy(), x[b].numpy(), k[b].numpy(),

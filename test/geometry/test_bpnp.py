@@ -106,3 +106,9 @@ def test_analytic_projection_jacobian_matches_autograd():
         expected = torch.autograd.functional.jacobian(
             lambda p: project_points_torch(POINTS[None], *pose_to_rotation_translation(p[None]), K[None]).reshape(-1), pose[b])
         assert torch.allclose(_projection_jacobian(pose, POINTS.expand(2, -1, -1), K.expand(2, 3, 3))[b], expected, atol=1e-9)
+
+
+def test_initial_pose_starts_the_iterative_solver():
+    noisy = keypoints_for(POSES, noise=0.3)
+    from_guess = bpnp(noisy, POINTS, K, initial_pose=POSES + 0.01)
+    assert torch.allclose(from_guess, bpnp(noisy, POINTS, K), atol=1e-9)
