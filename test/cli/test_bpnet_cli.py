@@ -3,7 +3,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 import yaml
 
 from ros2_pose.cli import bpnet

@@ -10,7 +10,7 @@ from ros2_pose.data.body_dataset import convert_body_dataset, load_dataset_spec
 from ros2_pose.models.bodypose import BodyPoseNet
 from ros2_pose.sim.coco_export import CocoWriter, PersonRecord
 from ros2_pose.sim.skeleton import COCO_KEYPOINTS, COCO_SKELETON
-from ros2_pose.training.bodypose import (DEFAULTS, bodypose_loss, merge_defaults, soft_start_annealing_lr,
+from ros2_pose.training.bodypose import (bodypose_loss, merge_defaults, soft_start_annealing_lr,
                                          train_bodypose)
 
 
