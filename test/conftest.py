@@ -12,3 +12,7 @@ os.environ.pop("ROS_STATIC_PEERS", None)
 os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
 # Node logs go to a temporary folder, not ~/.ros/log.
 os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="ros2_pose_test_logs_")
+
+# rclpy fixtures (own Context per test, executor, spin helpers) for every test folder; loaded after
+# the environment above is set.
+pytest_plugins = ["ros_fixtures"]

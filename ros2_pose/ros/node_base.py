@@ -363,6 +363,12 @@ def run_node(node_cls: type[LifecycleNodeBase], args: list[str] | None = None, *
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A SIGINT/SIGTERM that shuts the context down while the executor builds its next wait set
+        # surfaces as an RCLError ("context is not valid") instead of ExternalShutdownException:
+        # that is still a requested shutdown. Anything else while the context is alive is a real error.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.release()
