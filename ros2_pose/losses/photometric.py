@@ -74,8 +74,10 @@ def minimum_reprojection_loss(target: torch.Tensor, warped: torch.Tensor, valid:
     if valid.shape != (*warped.shape[:2], 1, *warped.shape[-2:]) or valid.dtype != torch.bool:
         raise PhotometricInputError(f"valid must be a bool N x S x 1 x H x W mask, got {valid.dtype} "
                                     f"{tuple(valid.shape)}")
-    num_sources = warped.shape[1]
-    errors = torch.stack([photometric_error(warped[:, s], target, alpha) for s in range(num_sources)], dim=1)
+    n, num_sources = warped.shape[:2]
+    # One SSIM call over all sources (kornia's filtering costs per call far more than per pixel here).
+    repeated_target = target[:, None].expand_as(warped).flatten(0, 1)
+    errors = photometric_error(warped.flatten(0, 1), repeated_target, alpha).view(n, num_sources, 1, *target.shape[-2:])
     # Invalid warps must never win the minimum; +inf in a where() keeps gradients clean.
     errors = torch.where(valid, errors, torch.full_like(errors, float("inf")))
     min_error = errors.min(dim=1).values
@@ -86,8 +88,8 @@ def minimum_reprojection_loss(target: torch.Tensor, warped: torch.Tensor, valid:
             raise PhotometricInputError(f"sources must have the warped frames' shape {tuple(warped.shape)}, "
                                         f"got {tuple(sources.shape)}")
         with torch.no_grad():  # a mask, not a loss term
-            identity = torch.stack([photometric_error(sources[:, s], target, alpha) for s in range(num_sources)],
-                                   dim=1).min(dim=1).values
+            identity = photometric_error(sources.flatten(0, 1), repeated_target, alpha)
+            identity = identity.view(n, num_sources, 1, *target.shape[-2:]).min(dim=1).values
             automask = min_error.detach() < identity
     else:
         automask = torch.ones_like(any_valid)
