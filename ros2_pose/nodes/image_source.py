@@ -10,12 +10,14 @@ Parameters:
 - `frame_id` ("camera_optical_frame"), `qos` ("reliable" | "sensor").
 - `count` (0): stop publishing after this many frames (0: never).
 - `wait_for_subscribers` (0): publish nothing until this many subscriptions have matched, so that
-  benchmarks and tests do not lose the first frames to discovery.
+  benchmarks and tests do not lose the first frames to discovery (publishing starts
+  DISCOVERY_SETTLE_S after the match, when the subscriber side has matched too).
 The header stamp is taken just before `publish`, after the message is built, so a receiver's
 `now - stamp` is the transport latency alone.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -29,6 +31,7 @@ from sensor_msgs.msg import Image
 from ros2_pose.ros.image_conversion import to_image_msg
 from ros2_pose.ros.qos import reliable_qos, sensor_data_qos
 
+DISCOVERY_SETTLE_S = 0.5
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 QOS_CHOICES = {"reliable": reliable_qos, "sensor": sensor_data_qos}
 
@@ -85,6 +88,7 @@ class ImageSource(Node):
             raise ValueError(f"image_source: qos must be one of {sorted(QOS_CHOICES)}, got {qos!r}")
         self.frames = folder_frames(folder) if folder else synthetic_frames(width, height)
         self.published = 0
+        self._matched_at = None
         self.publisher = self.create_publisher(Image, "image", QOS_CHOICES[qos]())
         self.timer = self.create_timer(1.0 / rate_hz, self._publish_next)
         h, w = self.frames[0].shape[:2]
@@ -96,8 +100,16 @@ class ImageSource(Node):
             self.timer.cancel()
             self.get_logger().info(f"published {self.published} frames; done")
             return
-        if self.publisher.get_subscription_count() < self.wait_for_subscribers:
-            return
+        if self.wait_for_subscribers:
+            if self.publisher.get_subscription_count() < self.wait_for_subscribers:
+                self._matched_at = None
+                return
+            # The publisher sees a match before the subscriber has matched it back; frames sent in
+            # between are lost to a volatile subscription, so give discovery a moment to finish.
+            now = time.monotonic()
+            self._matched_at = self._matched_at or now
+            if now - self._matched_at < DISCOVERY_SETTLE_S:
+                return
         msg = to_image_msg(self.frames[self.published % len(self.frames)], "rgb8", frame_id=self.frame_id)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.publisher.publish(msg)
