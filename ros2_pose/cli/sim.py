@@ -21,6 +21,10 @@ def register(parser):
     parser.add_argument("--backend", choices=("auto", "egl", "numpy"), default="auto", help="renderer")
     parser.add_argument("--fps", type=float, default=30.0, help="stamp spacing of the frames")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
+    parser.add_argument("--no-dense", action="store_true",
+                        help="leave out depth and segmentation (a bag to replay and evaluate poses on)")
+    parser.add_argument("--compress", action="store_true",
+                        help="zstd-compress every message (rosbag2 message compression): smaller bags")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +39,8 @@ def run(args) -> int:
     options = dict(width=args.width, height=args.height, preset=args.preset, backend=args.backend)
     try:
         render_bag(args.task, args.frames, args.out, seed=args.seed, workers=args.workers, storage=args.storage,
-                   fps=args.fps, overwrite=args.overwrite, **options)
+                   fps=args.fps, overwrite=args.overwrite, compress=args.compress,
+                   dense=not args.no_dense, **options)
     except (TaskUnavailableError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -137,7 +137,10 @@ class GraphRunner:
         except ExternalShutdownException:
             pass
         except BaseException as exc:  # noqa: BLE001 - reported by wait(), which stops the graph
-            self._spin_error = exc
+            # A signal that shuts the context down while the executor builds its wait set raises
+            # RCLError instead of ExternalShutdownException: a requested stop, not a failure.
+            if self.context.ok():
+                self._spin_error = exc
 
     def _bring_up(self, started: StartedNode) -> None:
         if self.multi_process:

@@ -163,3 +163,25 @@ def transform_from_pose_msg(msg: Any) -> RigidTransform:
     t = _finite([translation.x, translation.y, translation.z], (3,), "position")
     q = _finite([rotation.x, rotation.y, rotation.z, rotation.w], (4,), "orientation (x, y, z, w)")
     return RigidTransform.from_quat_xyzw(q, t)
+
+
+def detection_array(header, boxes, scores, class_id: str, instance_ids=None):
+    """ros2_pose_msgs/Detection2DArray for boxes (N x 4, x_min y_min x_max y_max pixels) and scores.
+
+    Every detection carries the input's header (stamp and frame); non-finite boxes or scores are
+    refused, as for poses."""
+    from ros2_pose_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
+
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(boxes) != len(scores):
+        raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+        raise ValueError("detections must be finite")
+    ids = [-1] * len(boxes) if instance_ids is None else [int(i) for i in instance_ids]
+    message = Detection2DArray(header=header)
+    for box, score, instance in zip(boxes, scores, ids):
+        message.detections.append(Detection2D(
+            header=header, class_id=class_id, instance_id=instance, score=float(score),
+            box=BoundingBox2D(x_min=box[0], y_min=box[1], x_max=box[2], y_max=box[3])))
+    return message

@@ -42,8 +42,12 @@ def frame_stamp_ns(index: int, fps: float) -> int:
 class SimBagWriter:
     """Writes SimFrames in index order into a bag: `with SimBagWriter(path) as w: w.write(i, frame)`."""
 
-    def __init__(self, path: str | Path, storage: str = "mcap", fps: float = 30.0, overwrite: bool = False):
-        self.bag = BagWriter(path, storage=storage, overwrite=overwrite)
+    def __init__(self, path: str | Path, storage: str = "mcap", fps: float = 30.0, overwrite: bool = False,
+                 compress: bool = False, dense: bool = True):
+        self.bag = BagWriter(path, storage=storage, overwrite=overwrite, compress=compress)
+        # dense=False leaves out the per-pixel ground truth (depth, segmentation): a bag for
+        # replaying through nodes and evaluating poses, a third of the size.
+        self.dense = dense
         self.fps = fps
         self._static_written = False
 
@@ -65,9 +69,10 @@ class SimBagWriter:
         bag.write(TOPIC_IMAGE, bm.image_msg(frame.rgb, "rgb8", stamp, OPTICAL_FRAME), stamp)
         bag.write(TOPIC_CAMERA_INFO, bm.camera_info_msg(cam.K, cam.D, cam.width, cam.height, stamp, OPTICAL_FRAME),
                   stamp)
-        bag.write(TOPIC_DEPTH, bm.image_msg(frame.depth.astype(np.float32), "32FC1", stamp, OPTICAL_FRAME), stamp)
-        bag.write(TOPIC_SEGMENTATION, bm.image_msg(frame.segmentation.astype(np.uint16), "16UC1", stamp,
-                                                   OPTICAL_FRAME), stamp)
+        if self.dense:
+            bag.write(TOPIC_DEPTH, bm.image_msg(frame.depth.astype(np.float32), "32FC1", stamp, OPTICAL_FRAME), stamp)
+            bag.write(TOPIC_SEGMENTATION, bm.image_msg(frame.segmentation.astype(np.uint16), "16UC1", stamp,
+                                                       OPTICAL_FRAME), stamp)
         T_world_link = frame.T_world_camera @ T_LINK_OPTICAL.inverse()
         transforms = [bm.transform_stamped_msg(T_world_link, WORLD_FRAME, CAMERA_LINK, stamp)]
         transforms += [bm.transform_stamped_msg(T, WORLD_FRAME, name, stamp) for name, T in frame.objects.items()]
@@ -87,7 +92,8 @@ class SimBagWriter:
 
 
 def render_bag(task: str, frames: int, out: str | Path, seed: int = 0, workers: int = 1, storage: str = "mcap",
-               fps: float = 30.0, overwrite: bool = False, progress: bool = True, **options) -> Path:
+               fps: float = 30.0, overwrite: bool = False, progress: bool = True, compress: bool = False,
+               dense: bool = True, **options) -> Path:
     """Render `frames` frames of `task` (deterministic in `seed`) into a bag at `out`.
 
     `options` go to the task (width, height, preset, backend). Used by `ros2-pose sim` and by the
@@ -98,7 +104,7 @@ def render_bag(task: str, frames: int, out: str | Path, seed: int = 0, workers: 
     from ros2_pose.sim.tasks import iter_frames, task_class
 
     task_class(task)  # before creating the bag: a missing task leaves nothing behind
-    with SimBagWriter(out, storage=storage, fps=fps, overwrite=overwrite) as writer:
+    with SimBagWriter(out, storage=storage, fps=fps, overwrite=overwrite, compress=compress, dense=dense) as writer:
         generated = iter_frames(task, frames, seed=seed, workers=workers, **options)
         for index, frame in tqdm(generated, total=frames, desc=f"sim {task}", unit="frame", disable=not progress):
             writer.write(index, frame)

@@ -6,7 +6,7 @@ from ros2_pose.training.tasks._common import add_training_arguments, run_trainin
 DEFAULTS = {
     "data": None,
     "seed": 0,
-    "epochs": 20,
+    "epochs": 12,
     "batch_size": 32,
     "augment": 1.0,
     "score_threshold": 0.3,
