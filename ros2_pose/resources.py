@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGE = "ros2_pose"
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def package_share() -> Path:
     """The folder holding config/, launch/ and models/."""
-    if (_SOURCE_ROOT / "package.xml").is_file() and (_SOURCE_ROOT / "config").is_dir():
-        return _SOURCE_ROOT
+    if (SOURCE_ROOT / "package.xml").is_file() and (SOURCE_ROOT / "config").is_dir():
+        return SOURCE_ROOT
     try:
         from ament_index_python.packages import get_package_share_directory
     except ImportError as exc:  # pragma: no cover - only on broken installs

@@ -76,4 +76,8 @@ colcon --log-base build/log build --base-paths interfaces --build-base build --i
 source scripts/activate.sh
 python -c 'import ros2_pose_msgs.msg, tf2_msgs.msg' || { log "interface packages do not import"; exit 1; }
 
+# --- sample bags (deterministic; a few seconds per task) -----------------------------------------
+log "rendering the sample bags that are missing (data/samples)"
+python -m ros2_pose.samples | sed 's/^/  /'
+
 log "done. Activate with:  source scripts/activate.sh"
