@@ -23,6 +23,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "bench": ("ros2_pose.cli.bench", "benchmarks that print a table"),
     "up": ("ros2_pose.cli.up", "start a node graph without `ros2 launch`"),
     "demo": ("ros2_pose.cli.demo", "replay a sample bag through the real nodes"),
+    "fmaps": ("ros2_pose.cli.fmaps", "dump feature maps and write channel-statistics reports"),
+    "prune": ("ros2_pose.cli.prune", "remove channels by activation or weight norm, for retraining"),
     "bpnet": ("ros2_pose.cli.bpnet", "BodyPoseNet workflow: dataset_convert, train, evaluate, inference, prune, export"),
 }
 
