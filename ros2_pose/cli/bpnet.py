@@ -107,7 +107,6 @@ def run_train(args) -> int:
 
 def _load_inference(args):
     """(config, predict) from the inference spec and the model folder."""
-    import numpy as np
     import torch
     import yaml
 
@@ -137,19 +136,12 @@ def _load_inference(args):
             return heat.numpy(), paf.numpy()
         return config, predict
     from ros2_pose.deploy.runner import create_runner
+    from ros2_pose.pipelines.body_pose import require_fixed_input, runner_predictor
 
-    if config.keep_aspect_ratio_mode != "pad_image_input":
-        raise BodyPoseConfigError(f"the {args.backend} backend runs a fixed input size: use keep_aspect_ratio_mode "
-                                  f"pad_image_input (got {config.keep_aspect_ratio_mode})")
-    if config.multi_scale_inference or config.output_stage_to_use is not None:
-        raise BodyPoseConfigError(f"multi-scale inference and output_stage_to_use need the torch backend "
-                                  f"(export with --output_stage instead)")
-    runner = create_runner(spec, backend=args.backend)
-
-    def predict(batch):
-        outputs = runner.run({"image": np.ascontiguousarray(batch, dtype=np.float32)})
-        return outputs["heatmaps"], outputs["pafs"]
-    return config, predict
+    if config.output_stage_to_use is not None:
+        raise BodyPoseConfigError("output_stage_to_use needs the torch backend (export with --output_stage instead)")
+    require_fixed_input(config, tuple(spec.load_config().inputs[0].shape[2:4]), args.backend)
+    return config, runner_predictor(create_runner(spec, backend=args.backend))
 
 
 def _read_rgb(path: Path):

@@ -129,6 +129,14 @@ class Person:
         """Mean of the joint and limb confidences that make up the person."""
         return self.total_score / max(self.num_parts, 1)
 
+    def box(self) -> tuple[float, float, float, float]:
+        """(x_min, y_min, x_max, y_max) around the joints found (a person has at least one)."""
+        found = self.keypoints18[self.keypoints18[:, 2] > 0, :2]
+        if len(found) == 0:
+            raise BodyPoseConfigError("a person without any joint has no box")
+        (x_min, y_min), (x_max, y_max) = found.min(axis=0), found.max(axis=0)
+        return float(x_min), float(y_min), float(x_max), float(y_max)
+
     def coco_keypoints(self) -> np.ndarray:
         """(17, 3) [x, y, v] in COCO order, v = 2 for found joints, 0 otherwise."""
         kp = bodypose18_to_coco17(self.keypoints18)
@@ -374,6 +382,29 @@ def group_people(heatmaps: np.ndarray, pafs: np.ndarray, config: BodyPoseInferen
                 keypoints[j] = all_peaks[int(row[j])]
         people.append(Person(keypoints, float(row[-2]), count))
     return sorted(people, key=lambda p: -p.total_score)
+
+
+def require_fixed_input(config: BodyPoseInferenceConfig, model_input_hw: tuple[int, int], backend: str) -> None:
+    """Fixed-shape backends (an exported ONNX graph, a TensorRT engine) take exactly the network
+    input they were exported with: a single scale, and an input size independent of the image
+    (pad_image_input, or a plain resize) equal to `model_input_hw`. BodyPoseConfigError otherwise."""
+    if config.keep_aspect_ratio_mode == "adjust_network_input":
+        raise BodyPoseConfigError(f"the {backend} backend runs a fixed input size: use keep_aspect_ratio_mode "
+                                  f"pad_image_input (adjust_network_input changes the width per image)")
+    if config.multi_scale_inference:
+        raise BodyPoseConfigError(f"multi-scale inference needs the torch backend, not {backend}")
+    if tuple(config.input_shape) != tuple(int(v) for v in model_input_hw):
+        raise BodyPoseConfigError(f"input_shape {list(config.input_shape)} differs from the {backend} model's input "
+                                  f"{list(model_input_hw)}: export the model at that size (bpnet export -d H,W,3)")
+
+
+def runner_predictor(runner) -> Predictor:
+    """A Predictor over a ros2_pose.deploy.runner Runner of a BodyPoseNet model folder (inputs
+    `image`, outputs `heatmaps` and `pafs`, the names model.yaml and the ONNX export use)."""
+    def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = runner.run({"image": np.ascontiguousarray(batch, dtype=np.float32)})
+        return outputs["heatmaps"], outputs["pafs"]
+    return predict
 
 
 def estimate_people(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
