@@ -25,6 +25,9 @@ class HeldOutSet:
 HELD_OUT = {
     "dolly": HeldOutSet("dolly_test", "dolly", "default", 200, 1500),
     "dolly_ood": HeldOutSet("dolly_ood", "dolly", "ood", 300, 1500),
+    # 5 sequences of 60 frames (30 Hz) at the motion sample's 320x240: `ros2-pose eval depth`
+    "motion": HeldOutSet("motion_test", "motion", "default", 400, 300, 320, 240),
+    "motion_ood": HeldOutSet("motion_ood", "motion", "ood", 500, 300, 320, 240),
 }
 
 

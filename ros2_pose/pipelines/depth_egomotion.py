@@ -154,6 +154,9 @@ class EgoMotionResult:
     reset_reason: str | None = None             # set when this frame restarted odometry
     elapsed_s: float = 0.0                      # stamp difference to the previous frame
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # When a window of 3+ frames first fills after a (re)start, the poses of the earlier frames that
+    # got none ("filling_window"), oldest first: evaluation uses them, the node cannot go back in time.
+    backfilled_poses: list[RigidTransform] = field(default_factory=list)
 
 
 def read_motion_sidecar(model_folder: str | Path | None) -> dict:
@@ -209,6 +212,7 @@ class DepthEgoMotionPipeline:
         """Forget the frame window and restart odometry at the identity on the next frame."""
         self.window: deque[np.ndarray] = deque(maxlen=self.frames_per_sample)
         self.pose = RigidTransform.identity()
+        self.window_filled = False  # the first full window after a restart starts at the odom origin
         self.last_stamp_ns: int | None = None
         if reason is not None:
             self.resets += 1
@@ -242,16 +246,15 @@ class DepthEgoMotionPipeline:
             self.scale_estimates.append(self.camera_height_m / height)
         return float(np.median(self.scale_estimates)) if self.scale_estimates else None
 
-    def frame_motion(self) -> np.ndarray:
-        """T_{c_prev c_now} in network units from the full window (its last two frames)."""
+    def window_poses(self) -> np.ndarray:
+        """T_{c_target c_k} of every frame of the full window, in network units."""
         frames = list(self.window)
         target = frames[self.target_index]
         sources = np.stack([f for k, f in enumerate(frames) if k != self.target_index])
         pose = self.pose_runner.run({"target": target[None], "sources": sources[None]})["pose"][0]
         if not np.isfinite(pose).all():
             raise NonFiniteOutputError("the pose network returned a non-finite motion")
-        poses = window_camera_poses(pose, self.target_index)
-        return motion_between(poses, len(frames) - 2, len(frames) - 1)
+        return window_camera_poses(pose, self.target_index)
 
     def check_time(self, stamp_ns: int) -> str | None:
         """Why this stamp restarts odometry (None: it follows the previous frame)."""
@@ -288,12 +291,29 @@ class DepthEgoMotionPipeline:
         if len(self.window) < self.frames_per_sample:
             return EgoMotionResult("filling_window", metric_depth, None, None, scale, reset_reason, elapsed, timings)
         start = time.perf_counter()
-        motion = self.frame_motion()
+        poses = self.window_poses()
         timings["pose"] = (time.perf_counter() - start) * 1e3
+        last = len(poses) - 1
+        backfilled = []
+        if self.window_filled:
+            motion = self._metric(motion_between(poses, last - 1, last), scale)
+            self.pose = self.pose @ motion
+        else:
+            # frames 1..last-1 of this first window got no pose yet: odometry goes from the origin
+            # (window frame 0) straight to now, and the skipped poses are handed back
+            origin = self.pose
+            backfilled = [origin @ self._metric(motion_between(poses, 0, k), scale) for k in range(1, last)]
+            self.pose = origin @ self._metric(motion_between(poses, 0, last), scale)
+            motion = (backfilled[-1] if backfilled else origin).inverse() @ self.pose
+            self.window_filled = True
+        return EgoMotionResult("ok", metric_depth, self.pose, motion, scale, reset_reason, elapsed, timings,
+                               backfilled)
+
+    @staticmethod
+    def _metric(motion: np.ndarray, scale: float) -> RigidTransform:
+        motion = motion.copy()
         motion[:3, 3] *= scale
-        motion_transform = RigidTransform.from_matrix(motion)
-        self.pose = self.pose @ motion_transform
-        return EgoMotionResult("ok", metric_depth, self.pose, motion_transform, scale, reset_reason, elapsed, timings)
+        return RigidTransform.from_matrix(motion)
 
 
 def twist_from_motion(motion: RigidTransform, elapsed_s: float) -> np.ndarray | None:
