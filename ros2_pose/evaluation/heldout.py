@@ -28,6 +28,7 @@ HELD_OUT = {
     # 5 sequences of 60 frames (30 Hz) at the motion sample's 320x240: `ros2-pose eval depth`
     "motion": HeldOutSet("motion_test", "motion", "default", 400, 300, 320, 240),
     "motion_ood": HeldOutSet("motion_ood", "motion", "ood", 500, 300, 320, 240),
+    "drone": HeldOutSet("drone_test", "drone", "default", 400, 600),
 }
 
 
