@@ -52,11 +52,17 @@ class PruningOptions:
             raise PruningError(f"threshold compares normalised norms and must be in [0, 1], got {self.threshold}")
 
 
+def normalize_scores(values: np.ndarray, normalizer: str) -> np.ndarray:
+    """Non-negative per-filter values divided by their maximum ("max") or their L2 norm ("L2")."""
+    values = np.asarray(values, dtype=np.float64)
+    scale = values.max() if normalizer == "max" else np.linalg.norm(values)
+    return values / scale if scale > 0 else values
+
+
 def filter_scores(weight: torch.Tensor, normalizer: str) -> np.ndarray:
     """Normalised L2 norms of a conv's output filters."""
     norms = weight.detach().reshape(weight.shape[0], -1).norm(dim=1).double().cpu().numpy()
-    scale = norms.max() if normalizer == "max" else np.linalg.norm(norms)
-    return norms / scale if scale > 0 else norms
+    return normalize_scores(norms, normalizer)
 
 
 def _equalize(scores: list[np.ndarray], criterion: str) -> np.ndarray:
@@ -70,7 +76,9 @@ def _equalize(scores: list[np.ndarray], criterion: str) -> np.ndarray:
     return np.exp(np.log(np.maximum(stacked, 1e-300)).mean(axis=0))
 
 
-def _kept_filters(score: np.ndarray, options: PruningOptions) -> np.ndarray:
+def select_kept_filters(score: np.ndarray, options: PruningOptions) -> np.ndarray:
+    """Sorted indices of the filters to keep: above threshold, at least min_filters, rounded up to
+    the granularity by the strongest of the rest (shared with ros2_pose.pruning.dolly)."""
     total = len(score)
     count = int(np.count_nonzero(score > options.threshold))
     count = max(count, min(options.min_filters, total))
@@ -98,7 +106,7 @@ def prune_model(model: torch.nn.Module, options: PruningOptions | None = None) -
             keep = np.arange(size)
         else:
             scores = [filter_scores(layers[m].weight, options.normalizer) for m in group.members]
-            keep = _kept_filters(_equalize(scores, options.equalization_criterion), options)
+            keep = select_kept_filters(_equalize(scores, options.equalization_criterion), options)
         kept[group.name] = keep
         removed = np.setdiff1d(np.arange(size), keep)
         for member in group.members:
