@@ -81,12 +81,13 @@ def motion_between(poses_in_target: np.ndarray, i: int, j: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ scale
-def fit_floor_plane(points: np.ndarray, down_axis=(0.0, 1.0, 0.0), max_tilt_deg: float = 25.0,
-                    inlier_distance: float = 0.02, iterations: int = 100, min_inliers: int = 50,
-                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, float] | None:
+def fit_floor_plane(points: np.ndarray, down_axis=(0.0, 1.0, 0.0), max_tilt_deg: float = 10.0,
+                    inlier_distance: float = 0.01, iterations: int = 100, min_inliers: int = 50,
+                    min_support: float = 0.5, rng: np.random.Generator | None = None) -> tuple[np.ndarray, float] | None:
     """(unit normal n, offset d) of the plane n.p = d (d > 0, n pointing down from the camera)
-    with the most inliers among (N, 3) camera points, or None when no plane whose normal is within
-    `max_tilt_deg` of `down_axis` has `min_inliers` inliers. `inlier_distance` is relative to the
+    of the floor among (N, 3) camera points: the lowest level plane (normal within `max_tilt_deg` of
+    `down_axis`) with at least `min_inliers` inliers and `min_support` times the inliers of the best
+    supported one; None when there is none. `inlier_distance` is relative to the
     median point depth, so it works in any (unknown) scale.
 
     Written here because none of the project's libraries (OpenCV, scipy, kornia) fits a 3D plane
@@ -99,7 +100,7 @@ def fit_floor_plane(points: np.ndarray, down_axis=(0.0, 1.0, 0.0), max_tilt_deg:
     down = np.asarray(down_axis, np.float64) / np.linalg.norm(down_axis)
     tolerance = inlier_distance * float(np.median(points[:, 2]))
     cos_limit = np.cos(np.radians(max_tilt_deg))
-    best, best_count = None, 0
+    candidates = []  # (inlier count, offset, inlier mask) of every level plane tried
     for _ in range(iterations):
         a, b, c = points[rng.choice(len(points), 3, replace=False)]
         normal = np.cross(b - a, c - a)
@@ -112,10 +113,16 @@ def fit_floor_plane(points: np.ndarray, down_axis=(0.0, 1.0, 0.0), max_tilt_deg:
         if normal @ down < cos_limit:
             continue
         inliers = np.abs(points @ normal - normal @ a) < tolerance
-        if inliers.sum() > best_count:
-            best, best_count = inliers, int(inliers.sum())
-    if best is None or best_count < min_inliers:
+        candidates.append((int(inliers.sum()), float(normal @ a), inliers))
+    if not candidates:
         return None
+    # Furniture tops are level planes too: of the well-supported planes, the floor is the lowest one
+    # (the farthest below the camera).
+    most = max(count for count, _, _ in candidates)
+    supported = [c for c in candidates if c[0] >= max(min_inliers, min_support * most)]
+    if not supported:
+        return None
+    best_count, _, best = max(supported, key=lambda c: c[1])
     # refine on the inliers: the smallest singular vector of the centred points is the normal
     inlier_points = points[best]
     centre = inlier_points.mean(axis=0)
