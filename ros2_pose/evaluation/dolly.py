@@ -64,7 +64,8 @@ class DollyEvaluation:
             "median_translation_m": median(np.linalg.norm(errors, axis=1)),
             "median_rotation_deg": median(rotation),
             "ap": float(np.mean(positive)),
-            "median_inference_ms": median([r.inference_ms for r in self.records]),
+            # Frames with no timing (NaN: e.g. the demo's frames the node never answered) are left out.
+            "median_inference_ms": median([r.inference_ms for r in self.records if np.isfinite(r.inference_ms)]),
             "frames_dolly_hidden": len(hidden),
             "false_pose_rate": (sum(r.error_xyz_m is not None or r.status == "ok" for r in hidden) / len(hidden)
                                 if hidden else 0.0),
@@ -98,13 +99,25 @@ def evaluate_bags(bags: Sequence[str | Path], pipeline, max_frames: int | None =
         start = time.perf_counter()
         result = pipeline.process(frame.image, frame.camera)
         elapsed_ms = (time.perf_counter() - start) * 1e3
-        error, rotation = None, None
-        if result.pose is not None:
-            error = np.asarray(result.pose.translation) - T_true[:3, 3]
-            rotation = float(rotation_error_deg(result.pose.rotation, T_true[:3, :3]))
-        evaluation.records.append(FrameRecord(frame.stamp_ns, float(np.linalg.norm(T_true[:3, 3])), visible,
-                                              result.status, error, rotation, elapsed_ms))
+        evaluation.records.append(frame_record(frame.stamp_ns, T_true, result.pose, visible, result.status,
+                                               elapsed_ms))
     return evaluation
+
+
+def frame_record(stamp_ns: int, T_true: np.ndarray, pose, visible: bool, status: str,
+                 inference_ms: float) -> FrameRecord:
+    """One frame's record from the ground truth T_camera_dolly (4 x 4) and the estimate
+    (a RigidTransform, or None when the pipeline gave no pose). Used by `evaluate_bags` and by
+    `ros2-pose demo dolly`, which matches poses received from the live node with the bag's truth."""
+    T_true = np.asarray(T_true, dtype=np.float64)
+    if T_true.shape != (4, 4) or not np.isfinite(T_true).all():
+        raise ValueError(f"ground-truth pose must be a finite 4x4 matrix, got shape {T_true.shape}")
+    error, rotation = None, None
+    if pose is not None:
+        error = np.asarray(pose.translation, dtype=np.float64) - T_true[:3, 3]
+        rotation = float(rotation_error_deg(pose.rotation, T_true[:3, :3]))
+    return FrameRecord(int(stamp_ns), float(np.linalg.norm(T_true[:3, 3])), bool(visible), status, error,
+                       rotation, float(inference_ms))
 
 
 def box_plots(evaluations: dict[str, DollyEvaluation], out_dir: str | Path) -> list[Path]:

@@ -66,17 +66,23 @@ class DollyPipeline:
         box = np.clip(box, [-0.5, -0.5, -0.5, -0.5], [width - 0.5, height - 0.5, width - 0.5, height - 0.5])
         return box, float(scores[0])
 
-    def estimate(self, image: np.ndarray, camera: CameraModel, box: np.ndarray) -> RigidTransform | None:
-        """T_camera_dolly from the crop of `box`, or None when the network's answer is not a pose."""
+    def pose_inputs(self, image: np.ndarray, camera: CameraModel, box: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The pose network's inputs for `box` (the 128x128 crop and the normalised box) and the
+        crop's virtual camera K_crop, which `decode_pose` needs to lift the answer to metres."""
         crop = RoiCrop.from_box(box, size=CROP_SIZE)
         crop_input = crop.apply(image)[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         box_input = crop.normalized_box(camera.width, camera.height)[None].astype(np.float32)
-        out = self.pose.run({"crop": crop_input, "box": box_input})
-        K_crop = crop.crop_camera(camera).K
+        return {"crop": crop_input, "box": box_input}, crop.crop_camera(camera).K
+
+    def decode_pose(self, out: dict, K_crop: np.ndarray) -> RigidTransform | None:
+        """T_camera_dolly from the pose network's outputs, or None when they are not a pose
+        (non-finite, degenerate rotation, depth outside the limits)."""
         values = [out["rotation_6d"], out["center_crop"], out["log_depth_ratio"]]
         if not all(np.isfinite(v).all() for v in values):
             return None
         translation = translation_from_prediction(out["center_crop"], out["log_depth_ratio"], K_crop)[0]
+        if not np.isfinite(translation).all():  # exp() of a huge log depth ratio overflows
+            return None
         try:
             rotation = matrix_from_rotation_6d(out["rotation_6d"][0])
             pose = RigidTransform(rotation, translation)
@@ -85,6 +91,11 @@ class DollyPipeline:
         if not (self.min_depth_m <= translation[2] <= self.max_depth_m):
             return None
         return pose
+
+    def estimate(self, image: np.ndarray, camera: CameraModel, box: np.ndarray) -> RigidTransform | None:
+        """T_camera_dolly from the crop of `box`, or None when the network's answer is not a pose."""
+        inputs, K_crop = self.pose_inputs(image, camera, box)
+        return self.decode_pose(self.pose.run(inputs), K_crop)
 
     def process(self, image: np.ndarray, camera: CameraModel) -> DollyResult:
         timings = {}
