@@ -6,8 +6,10 @@ translation from both; a decoder reconstructs the dolly's *frame without wheels*
 alone (an auxiliary loss on rendered masks), which teaches the encoder to ignore the wheels.
 
 Outputs (all per batch item):
-- `rotation_6d` (6): the continuous 6D rotation (Zhou et al.), turned into a matrix by
-  `ros2_pose.geometry.transforms.matrix_from_rotation_6d`.
+- `rotation_6d` (6): the continuous 6D rotation (Zhou et al.) of the dolly *relative to the ray
+  through the crop's centre* (allocentric): a crop shows the object as seen along that ray, so the
+  same appearance means the same allocentric rotation wherever the box is in the image.
+  `camera_rotation_from_allocentric` turns it into the camera-frame rotation.
 - `center_crop` (2): where the dolly frame's origin projects in the crop, in crop pixels / 128
   (so 0..1 inside the crop; may leave it at close range).
 - `log_depth_ratio` (1): log(z * 128 / fx_crop) — the depth normalised by the crop's virtual focal
@@ -79,6 +81,41 @@ class DollyPoseNet(nn.Module):
         mask_logits = self.decoder(self.from_latent(latent).view(-1, c4, 8, 8))
         return {"rotation_6d": out[:, :6], "center_crop": out[:, 6:8],
                 "log_depth_ratio": out[:, 8:9], "mask_logits": mask_logits}
+
+
+def crop_ray_rotation(K_crop: np.ndarray) -> np.ndarray:
+    """N x 3 x 3 rotations taking the optical axis (0, 0, 1) onto the ray through each crop's centre.
+
+    The smallest such rotation (about the axis z x ray), so a centred crop gives the identity.
+    """
+    K_crop = np.asarray(K_crop, dtype=np.float64).reshape(-1, 3, 3)
+    centre = (CROP_SIZE - 1) / 2.0
+    rays = np.linalg.solve(K_crop, np.broadcast_to([centre, centre, 1.0], (len(K_crop), 3))[..., None])[..., 0]
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(z, rays)
+    sin = np.linalg.norm(axis, axis=1)
+    cos = rays @ z
+    rotations = np.tile(np.eye(3), (len(rays), 1, 1))
+    moving = sin > 1e-12
+    k = axis[moving] / sin[moving, None]
+    # Rodrigues: R = I + sin K + (1 - cos) K^2 for the unit axis k.
+    K = np.zeros((len(k), 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
+    rotations[moving] += sin[moving, None, None] * K + (1 - cos[moving, None, None]) * (K @ K)
+    return rotations
+
+
+def allocentric_from_camera_rotation(R_camera: np.ndarray, K_crop: np.ndarray) -> np.ndarray:
+    """The network's rotation target: R_allo = R_ray^T @ R_camera."""
+    R_ray = crop_ray_rotation(K_crop)
+    return np.einsum("nji,njk->nik", R_ray, np.asarray(R_camera, dtype=np.float64).reshape(-1, 3, 3))
+
+
+def camera_rotation_from_allocentric(R_allo: np.ndarray, K_crop: np.ndarray) -> np.ndarray:
+    """The camera-frame rotation from the network's allocentric one: R_camera = R_ray @ R_allo."""
+    return crop_ray_rotation(K_crop) @ np.asarray(R_allo, dtype=np.float64).reshape(-1, 3, 3)
 
 
 def depth_ratio_target(translation_z: np.ndarray, fx_crop: np.ndarray) -> np.ndarray:

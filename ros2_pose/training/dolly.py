@@ -15,7 +15,8 @@ from torch import nn
 from ros2_pose.geometry.transforms import matrix_from_rotation_6d_torch, rotation_error_deg
 from ros2_pose.models.center_detector import CenterDetector, decode_best_box, encode_targets, focal_loss
 from ros2_pose.training.loop import fit
-from ros2_pose.models.dolly_pose import (CROP_SIZE, MASK_SIZE, DollyPoseNet, center_crop_target,
+from ros2_pose.models.dolly_pose import (CROP_SIZE, MASK_SIZE, DollyPoseNet, allocentric_from_camera_rotation,
+                                         camera_rotation_from_allocentric, center_crop_target,
                                          depth_ratio_target, translation_from_prediction)
 
 # Pose AP as in the seed's Table 1: positive when translation error < 5 cm and rotation error < 5 deg.
@@ -36,7 +37,7 @@ def pose_targets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     K_crop = crop_cameras(arrays["K"], arrays["crop_matrix"])
     translation = np.asarray(arrays["translation"], np.float64)
     return {
-        "rotation": np.asarray(arrays["rotation"], np.float32),
+        "rotation": allocentric_from_camera_rotation(arrays["rotation"], K_crop).astype(np.float32),
         "center_crop": center_crop_target(translation, K_crop).astype(np.float32),
         "log_depth_ratio": depth_ratio_target(translation[:, 2], K_crop[:, 0, 0]).astype(np.float32)[:, None],
     }
@@ -99,7 +100,8 @@ def predict_poses(model: DollyPoseNet, crops: np.ndarray, box_norm: np.ndarray, 
         for start in range(0, len(crops), batch_size):
             sl = slice(start, start + batch_size)
             out = model(to_image_tensor(crops[sl]), torch.from_numpy(np.asarray(box_norm[sl], np.float32)))
-            rotations.append(matrix_from_rotation_6d_torch(out["rotation_6d"]).numpy())
+            rotations.append(camera_rotation_from_allocentric(
+                matrix_from_rotation_6d_torch(out["rotation_6d"]).numpy(), K_crop[sl]))
             translations.append(translation_from_prediction(out["center_crop"].numpy(),
                                                             out["log_depth_ratio"].numpy(), K_crop[sl]))
     return np.concatenate(rotations), np.concatenate(translations)

@@ -61,3 +61,27 @@ def test_detector_output_shapes():
     out = CenterDetector(width=8, input_size=64)(torch.rand(1, 3, 64, 64))
     assert out["heatmap_logits"].shape == (1, 1, 16, 16)
     assert out["size"].shape == out["offset"].shape == (1, 2, 16, 16)
+
+
+def test_allocentric_rotation_round_trip_and_centred_crop_is_identity():
+    from ros2_pose.geometry.transforms import axis_angle_to_matrix
+    from ros2_pose.models.dolly_pose import (allocentric_from_camera_rotation, camera_rotation_from_allocentric,
+                                             crop_ray_rotation)
+
+    centred = RoiCrop.from_box([319.5 - 50, 239.5 - 50, 319.5 + 50, 239.5 + 50]).crop_camera(CAMERA).K
+    np.testing.assert_allclose(crop_ray_rotation(centred)[0], np.eye(3), atol=1e-9)
+    corner = RoiCrop.from_box([0, 0, 100, 80]).crop_camera(CAMERA).K
+    R_ray = crop_ray_rotation(corner)[0]
+    ray = np.linalg.solve(corner, [63.5, 63.5, 1.0])
+    np.testing.assert_allclose(R_ray @ [0, 0, 1], ray / np.linalg.norm(ray), atol=1e-9)
+    R = axis_angle_to_matrix([0.3, -1.2, 0.5])
+    R_allo = allocentric_from_camera_rotation(R, corner)
+    np.testing.assert_allclose(camera_rotation_from_allocentric(R_allo, corner)[0], R, atol=1e-9)
+
+
+def test_dataset_and_pipeline_share_the_network_input_sizes():
+    from ros2_pose.data.builders import dolly as builder
+    from ros2_pose.models.dolly_pose import CROP_SIZE
+    from ros2_pose.pipelines.dolly import DETECTOR_INPUT_SIZE
+
+    assert builder.DET_SIZE == DETECTOR_INPUT_SIZE and builder.CROP_SIZE == CROP_SIZE

@@ -6,7 +6,7 @@ from ros2_pose.training.tasks._common import add_training_arguments, run_trainin
 DEFAULTS = {
     "data": None,                      # dataset folder (ros2-pose dataset build dolly)
     "seed": 0,
-    "epochs": 40,
+    "epochs": 30,
     "batch_size": 64,
     "augment": 1.0,                    # photometric augmentation strength (0 = off)
     "model": {"width": "half"},        # "full" or "half" (the seed's half-filter model), or 4 widths
