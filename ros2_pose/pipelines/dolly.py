@@ -16,7 +16,7 @@ from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.crop import RoiCrop
 from ros2_pose.geometry.transforms import RigidTransform, matrix_from_rotation_6d
 from ros2_pose.models.center_detector import decode_best_box
-from ros2_pose.models.dolly_pose import CROP_SIZE, translation_from_prediction
+from ros2_pose.models.dolly_pose import CROP_SIZE, camera_rotation_from_allocentric, translation_from_prediction
 
 DETECTOR_INPUT_SIZE = 160
 
@@ -84,7 +84,7 @@ class DollyPipeline:
         if not np.isfinite(translation).all():  # exp() of a huge log depth ratio overflows
             return None
         try:
-            rotation = matrix_from_rotation_6d(out["rotation_6d"][0])
+            rotation = camera_rotation_from_allocentric(matrix_from_rotation_6d(out["rotation_6d"][0]), K_crop)[0]
             pose = RigidTransform(rotation, translation)
         except ValueError:
             return None
