@@ -1,0 +1,62 @@
+"""`train depth` data loading and model.yaml: frame-distance selection (a mix or one), samples that
+straddle a camera jump dropped, wrong datasets and missing --depth-from refused clearly."""
+import numpy as np
+import pytest
+
+from ros2_pose.cli.main import main
+from ros2_pose.deploy.model_spec import build_torch_model
+from ros2_pose.sim.writer import render_bag
+from ros2_pose.training.run import merge_config
+from ros2_pose.training.tasks import depth as task
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("depth_task")
+    bag = render_bag("motion", 12, root / "bag", seed=9, width=64, height=48, progress=False)
+    assert main(["dataset", "build", "motion", "--bags", str(bag), "--out", str(root / "ds"), "--image-size", "32", "16",
+                 "--frames-per-sample", "3", "--distances", "1", "2", "--split", "1,0,0", "--split-guard", "0"]) == 0
+    return root / "ds"
+
+
+def test_distances_select_samples_and_frames_resolve_from_shared_images(dataset):
+    config = task.defaults()
+    both, info = task.load_motion_split(dataset, "train", config)
+    one, one_info = task.load_motion_split(dataset, "train", merge_config(config, {"distances": [2]}))
+    assert info["distances"] == [1, 2] and one_info["distances"] == [2]
+    assert len(one["frames"]) + one_info["dropped"]["other_distance"] == len(both["frames"])
+    assert both["frames"].shape[1:] == (3, 16, 32, 3) and both["depths"].shape[1:] == (3, 16, 32)
+    assert both["K"].shape[1:] == (3, 3, 3) and both["relative_poses"].shape[1:] == (2, 4, 4)
+    # distance-2 windows move farther than distance-1 ones on the same smooth path
+    step = lambda arrays: np.linalg.norm(arrays["relative_poses"][:, 1, :3, 3], axis=1).mean()
+    only_one, _ = task.load_motion_split(dataset, "train", merge_config(config, {"distances": [1]}))
+    assert step(one) > step(only_one)
+
+
+def test_a_camera_jump_drops_the_sample(dataset):
+    everything, _ = task.load_motion_split(dataset, "train", task.defaults())
+    positions = np.concatenate([np.zeros((len(everything["frames"]), 1, 3)),
+                                everything["relative_poses"][:, :, :3, 3]], axis=1)
+    steps = np.linalg.norm(np.diff(positions, axis=1), axis=2).max(axis=1)
+    threshold = float(np.median(steps))   # as if the larger half of the steps were jumps
+    kept, info = task.load_motion_split(dataset, "train", merge_config(task.defaults(), {"max_step_m": threshold}))
+    assert info["dropped"]["camera_jump"] == int((steps > threshold).sum()) > 0
+    assert len(kept["frames"]) == int((steps <= threshold).sum()) > 0
+    with pytest.raises(task.MotionDataError, match="no sample left"):
+        task.load_motion_split(dataset, "train", merge_config(task.defaults(), {"max_step_m": 0.0, "distances": [2]}))
+
+
+def test_model_yaml_rebuilds_both_networks():
+    config = merge_config(task.defaults(), {"depth_model": {"channels": [4, 8], "num_scales": 2},
+                                            "pose_model": {"channels": [4, 8], "head_width": 8, "fusion": "late"}})
+    depth = build_torch_model(task.depth_model_config(config["depth_model"], 32, 16))
+    pose = build_torch_model(task.pose_model_config(config, 2, 32, 16))
+    assert type(depth).__name__ == "DepthNet" and pose.fusion == "late" and pose.num_sources == 2
+
+
+def test_pose_from_depth_features_needs_a_depth_network(dataset, tmp_path):
+    with pytest.raises(SystemExit, match="--depth-from"):
+        main(["train", "depth", "--data", str(dataset), "--out", str(tmp_path / "run"),
+              "--mode", "pose_from_depth_features"])
+    with pytest.raises(FileNotFoundError, match="checkpoint_best.pt"):
+        task.depth_weights_path(tmp_path)
