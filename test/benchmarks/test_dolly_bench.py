@@ -1,0 +1,47 @@
+"""bench dolly (stages + end to end through the node) and the soak run, tiny and short, with the
+fixed-output dolly models (ros2_pose.demo.fixed_output_models)."""
+import json
+
+import pytest
+
+from ros2_pose.benchmarks.dolly import E2E_STAGE, STAGES, benchmark, verdicts
+from ros2_pose.cli.main import main
+from ros2_pose.demo.fixed_output_models import fixed_model_set
+from ros2_pose.samples import sample_bag
+
+
+@pytest.fixture(scope="module")
+def models(pytestconfig):
+    return fixed_model_set(pytestconfig.cache.mkdir("ros2_pose_fixed_dolly_models"))
+
+
+def test_stage_and_end_to_end_rows(models):
+    rows = benchmark(str(models["detector"]), str(models["pose"]), ["onnxruntime"], iterations=4, warmup=1,
+                     bag=sample_bag("dolly"))
+    by_stage = {r["stage"]: r for r in rows}
+    for stage in STAGES:
+        assert by_stage[stage]["n"] == 4 and 0 < by_stage[stage]["median_ms"] <= by_stage[stage]["p95_ms"]
+    total = by_stage["sum of stages"]["median_ms"]
+    assert total == pytest.approx(sum(by_stage[s]["median_ms"] for s in STAGES))
+    assert sum(by_stage[s]["share"] for s in STAGES) == pytest.approx(1.0)
+    e2e = by_stage[E2E_STAGE]
+    # The fixed models give a pose for every frame: every timed frame is an image-in -> pose-out latency.
+    assert e2e["n"] == 4 and e2e["frames_without_pose"] == 0 and e2e["median_ms"] > 0
+    (line,) = verdicts(rows)
+    assert line.startswith("onnxruntime: pose network") and "end to end" in line
+
+
+def test_cli_prints_the_table_and_writes_json(models, tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    assert main(["bench", "dolly", "--detector", str(models["detector"]), "--model", str(models["pose"]),
+                 "--backend", "onnxruntime", "--iters", "2", "--warmup", "1", "--no-end-to-end",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "pose network" in text and "target <= 5" in text
+    rows = json.loads(out.read_text())
+    assert {r["stage"] for r in rows} == set(STAGES) | {"sum of stages"}
+
+
+def test_missing_models_are_a_clear_error(tmp_path, capsys):
+    assert main(["bench", "dolly", "--detector", str(tmp_path / "nope"), "--iters", "1"]) == 2
+    assert "not found" in capsys.readouterr().out
