@@ -24,6 +24,8 @@ def register(parser):
     dump.add_argument("--split", default="all", help="dataset split for a dataset folder (default: all)")
     dump.add_argument("--detector", default=None,
                       help="for bags: detector model giving the boxes (default: /ground_truth/detections)")
+    dump.add_argument("--min-score", type=float, default=0.5,
+                      help="with --detector: skip frames whose best box scores below this (default: 0.5)")
     dump.add_argument("--batch-size", type=int, default=32)
     dump.set_defaults(func=run_dump)
     report = sub.add_parser("report", help="channel grids, statistics, empty channels and a comparison as HTML")
@@ -50,7 +52,8 @@ def run_dump(args) -> int:
     try:
         spec = resolve_model_spec(args.model)
         model = build_torch_model(spec.load_config(), spec.require("weights"))
-        inputs = load_inputs(args.inputs, max_items=args.max, split=args.split, detector=args.detector)
+        inputs = load_inputs(args.inputs, max_items=args.max, split=args.split, detector=args.detector,
+                             min_score=args.min_score)
         entry = dump_feature_maps(model, inputs, args.layers, args.out, name=args.name,
                                   model_source=str(args.model), batch_size=args.batch_size)
     except (FileNotFoundError, ValueError, UnknownLayerError, BagError, RuntimeError) as exc:

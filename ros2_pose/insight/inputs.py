@@ -52,9 +52,10 @@ def source_kind(path: Path) -> str:
 
 
 def load_inputs(path: str | Path, max_items: int | None = None, split: str = "all",
-                detector=None, class_id: str = "dolly") -> InputSet:
+                detector=None, class_id: str = "dolly", min_score: float = 0.5) -> InputSet:
     """Crops and boxes from `path` (see the module doc). `detector`: a runner (or model folder / name
-    for ros2_pose.deploy.runner.create_runner) used for bags instead of the ground-truth boxes."""
+    for ros2_pose.deploy.runner.create_runner) used for bags instead of the ground-truth boxes; frames
+    where its best box scores below `min_score` are skipped (the pipeline's score threshold)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input {path} does not exist")
@@ -64,7 +65,7 @@ def load_inputs(path: str | Path, max_items: int | None = None, split: str = "al
     if kind == "dataset":
         result = _from_dataset(path, max_items, split)
     elif kind == "bag":
-        result = _from_bag(path, max_items, detector, class_id)
+        result = _from_bag(path, max_items, detector, class_id, min_score)
     else:
         result = _from_images(path, max_items)
     if len(result) == 0:
@@ -103,7 +104,7 @@ def _from_images(folder: Path, max_items: int | None) -> InputSet:
                     {"files": [f.name for f in files]})
 
 
-def _from_bag(bag: Path, max_items: int | None, detector, class_id: str) -> InputSet:
+def _from_bag(bag: Path, max_items: int | None, detector, class_id: str, min_score: float) -> InputSet:
     from ros2_pose.data.builders.frames import BuildOptions, FramePlan
 
     if detector is not None and not hasattr(detector, "run"):
@@ -118,7 +119,9 @@ def _from_bag(bag: Path, max_items: int | None, detector, class_id: str) -> Inpu
         if detector is not None:
             from ros2_pose.pipelines.dolly import DollyPipeline, undistorted
             image, camera = undistorted(image, camera)
-            box, _score = DollyPipeline(detector, pose=None).detect(image)
+            box, score = DollyPipeline(detector, pose=None).detect(image)
+            if score < min_score:
+                box = None
         else:
             detections = frame.plan.light.get("detections")
             for d in (detections.detections if detections is not None else []):
@@ -135,7 +138,7 @@ def _from_bag(bag: Path, max_items: int | None, detector, class_id: str) -> Inpu
         if max_items is not None and len(crops) >= max_items:
             break
     if not crops:
-        where = "the detector found none" if detector is not None else \
+        where = f"the detector found none scoring >= {min_score:g}" if detector is not None else \
             f"no /ground_truth/detections box of class {class_id!r} (pass a detector model instead)"
         raise InputSourceError(f"bag {bag}: no dolly box in {skipped} frame(s): {where}")
     return InputSet(np.stack(crops), np.stack(boxes).astype(np.float32), "bag", str(bag),

@@ -13,7 +13,8 @@ from ros2_pose.cli.main import main
 from ros2_pose.deploy.model_spec import ModelSpec, build_torch_model, write_model_folder
 from ros2_pose.models.dolly_pose import DollyPoseNet
 from ros2_pose.sim.writer import render_bag
-from ros2_pose.training.dolly import pose_model_config
+from ros2_pose.models.center_detector import CenterDetector
+from ros2_pose.training.dolly import detector_model_config, pose_model_config
 
 DEAD = [0, 5]
 
@@ -26,6 +27,12 @@ def setup(tmp_path_factory):
     with torch.no_grad():
         model.encoder[0][0].weight[DEAD] = 0
     write_model_folder(root / "model", model, pose_model_config({"width": [8, 8, 8, 8]}), export=False)
+    detector = CenterDetector(width=4, input_size=160).eval()
+    with torch.no_grad():   # hand-set heads: a flat heatmap (score 0.5, first cell wins), 80 x 80 px boxes
+        for head, bias in ((detector.heatmap, 0.0), (detector.size, 0.5), (detector.offset, 0.5)):
+            head.weight.zero_()
+            head.bias.fill_(bias)
+    write_model_folder(root / "detector", detector, detector_model_config({"width": 4, "input_size": 160}), export=False)
     bag = render_bag("dolly", 4, root / "bag", seed=3, width=160, height=120, progress=False, preset="ood")
     assert main(["dataset", "build", "dolly", "--bags", str(bag), "--out", str(root / "dataset"),
                  "--split", "0.5,0.5,0", "--split-block", "1", "--split-guard", "0"]) == 0
@@ -42,7 +49,11 @@ def test_dump_report_and_compare(setup, capsys):
     assert main(["fmaps", "dump", "--inputs", str(root / "dataset"), "--name", "sim", *common]) == 0
     assert main(["fmaps", "dump", "--inputs", str(root / "bag"), "--name", "real", "--max", "3", *common]) == 0
     assert main(["fmaps", "dump", "--inputs", str(root / "crops"), "--name", "crops", *common]) == 0
+    # boxes from a detector model instead of /ground_truth/detections
+    assert main(["fmaps", "dump", "--inputs", str(root / "bag"), "--name", "detected", "--max", "1",
+                 "--detector", str(root / "detector"), "--min-score", "0.4", *common]) == 0
     index = json.loads((root / "dump" / "index.json").read_text())
+    assert index["sets"]["detected"]["details"]["boxes_from"] == "detector"
     assert index["sets"]["real"]["count"] == 3 and index["sets"]["crops"]["count"] == 3
     assert index["sets"]["real"]["details"]["boxes_from"] == "/ground_truth/detections"
     real = np.load(root / "dump" / "real__encoder.0.npy")
@@ -95,5 +106,8 @@ def test_cli_errors_are_clear(setup, capsys):
     assert main(["fmaps", "dump", "--model", str(root / "model"), "--inputs", str(root / "crops"),
                  "--out", str(root / "d2"), "--layers", "encoder.7"]) == 2
     assert "encoder.7" in capsys.readouterr().err
+    assert main(["fmaps", "dump", "--model", str(root / "model"), "--inputs", str(root / "bag"), "--out",
+                 str(root / "d3"), "--detector", str(root / "detector"), "--min-score", "0.6"]) == 2
+    assert "no dolly box in 4 frame(s): the detector found none scoring >= 0.6" in capsys.readouterr().err
     assert main(["fmaps", "report", "--dump", str(root / "crops"), "--out", str(root / "r2")]) == 2
     assert "not a feature-map dump" in capsys.readouterr().err
