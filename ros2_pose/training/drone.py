@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 
