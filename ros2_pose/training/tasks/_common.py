@@ -19,21 +19,27 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_config: str)
     parser.set_defaults(default_config=default_config)
 
 
-def load_split(folder, split: str, fields: list[str], valid_field: str | None) -> dict[str, np.ndarray]:
-    """A split's fields as in-memory arrays, keeping only rows where `valid_field` is true."""
+def load_split(folder, split: str, fields: list[str], valid_field: str | None,
+               unique_field: str | None = None) -> dict[str, np.ndarray]:
+    """A split's fields as in-memory arrays, keeping only rows where `valid_field` is true and, with
+    `unique_field`, only the first row of each value of that field (e.g. one row per frame when a
+    dataset holds several crops of every frame but the task needs the frame once)."""
     from ros2_pose.data.dataset import ArrayDataset
 
-    dataset = ArrayDataset(folder, split, fields=fields)
+    dataset = ArrayDataset(folder, split, fields=fields + ([unique_field] if unique_field else []))
     rows = dataset.indices
     if valid_field is not None:
         rows = rows[np.asarray(dataset.arrays[valid_field][rows], bool)]
+    if unique_field is not None:
+        _, first = np.unique(np.asarray(dataset.arrays[unique_field][rows]), return_index=True)
+        rows = rows[np.sort(first)]
     if len(rows) == 0:
         raise ValueError(f"{folder}: split {split!r} has no usable samples")
     return {name: np.asarray(dataset.arrays[name][rows]) for name in fields if name != valid_field}
 
 
 def run_training(args, defaults: dict, fields: list[str], valid_field: str | None, train_fn,
-                 monitor: str, mode: str, model_config_fn) -> int:
+                 monitor: str, mode: str, model_config_fn, unique_field: str | None = None) -> int:
     """Load config and data, train, then turn the best checkpoint into a model folder
     (<run>/model: model.pt, model.yaml, model.onnx with its ONNX Runtime parity) ready to ship."""
     from ros2_pose.training.run import TrainingRun, load_config, seed_everything
@@ -49,8 +55,8 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     seed_everything(int(config["seed"]))
     run = TrainingRun(Path(args.out), config, monitor=monitor, mode=mode)
     resume_state = run.start(resume=args.resume)
-    train = load_split(config["data"], "train", fields, valid_field)
-    val = load_split(config["data"], "val", fields, valid_field)
+    train = load_split(config["data"], "train", fields, valid_field, unique_field)
+    val = load_split(config["data"], "val", fields, valid_field, unique_field)
     print(f"training on {len(next(iter(train.values())))} samples, validating on "
           f"{len(next(iter(val.values())))}; run folder {run.folder}")
     model = train_fn(train, val, config, run, resume_state=resume_state)

@@ -24,4 +24,6 @@ def run(args) -> int:
     from ros2_pose.training.dolly import detector_model_config, train_detector
 
     return run_training(args, DEFAULTS, FIELDS, valid_field=None, train_fn=train_detector,
-                        monitor="val_median_iou", mode="max", model_config_fn=detector_model_config)
+                        monitor="val_median_iou", mode="max", model_config_fn=detector_model_config,
+                        # Dolly datasets hold several jittered crops per frame; the detector needs each frame once.
+                        unique_field="frame_index")
