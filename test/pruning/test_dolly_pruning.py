@@ -65,7 +65,7 @@ def test_planted_channels_are_removed_and_outputs_unchanged(criterion):
         torch.testing.assert_close(after[name], before[name], atol=1e-5, rtol=1e-5)
 
 
-def test_pruned_model_reloads_from_its_folder_and_exports_to_onnx(tmp_path):
+def test_pruned_model_reloads_from_its_folder(tmp_path):
     model = _planted_model()
     result = prune_dolly(model, PruningOptions(threshold=1e-6, **LOOSE), "weight_norm")
     config = parse_model_config({
@@ -74,8 +74,8 @@ def test_pruned_model_reloads_from_its_folder_and_exports_to_onnx(tmp_path):
         "outputs": [{"name": "rotation_6d", "shape": ["batch", 6]}, {"name": "center_crop", "shape": ["batch", 2]},
                     {"name": "log_depth_ratio", "shape": ["batch", 1]},
                     {"name": "mask_logits", "shape": ["batch", 1, 32, 32]}]})
-    parity = write_model_folder(tmp_path / "pruned", result.model, config)
-    assert max(parity.values()) < 1e-4
+    # ONNX export and its parity are checked through `ros2-pose prune` in test/cli/test_fmaps_cli.py
+    write_model_folder(tmp_path / "pruned", result.model, config, export=False)
     spec = ModelSpec.from_folder(tmp_path / "pruned")
     reloaded = build_torch_model(spec.load_config(), spec.require("weights"))
     assert reloaded.widths == (5, 8, 6, 7)
