@@ -13,6 +13,8 @@ where frames were lost: in transport (published but never received by the node) 
 Images cross processes; by default through a generated Fast DDS shared-memory profile (as
 `bench transport` measured: UDP loopback with best-effort QoS loses large frames), `--transport udp`
 for the default transports. Discovery stays on this machine and the run has a ROS_DOMAIN_ID of its own.
+Fast DDS reads the profile when a process creates its first participant: call `soak()` from a process
+that has not used rclpy yet (the CLI does), or this side of the images keeps the default transports.
 """
 from __future__ import annotations
 

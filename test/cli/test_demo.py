@@ -25,8 +25,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def models(pytestconfig):
-    return fixed_model_set(pytestconfig.cache.mkdir("ros2_pose_fixed_dolly_models"))
+def models(pytestconfig, tmp_path_factory):
+    # Reused across test modules and runs through pytest's cache (the export takes seconds).
+    cache = getattr(pytestconfig, "cache", None)
+    root = (cache.mkdir("ros2_pose_fixed_dolly_models") if cache is not None
+            else tmp_path_factory.mktemp("fixed_dolly_models"))
+    return fixed_model_set(root)
 
 
 def test_demo_dolly_prints_frames_table_and_writes_overlays(models, tmp_path, capsys):

@@ -17,8 +17,12 @@ EXPECTED_BOX = np.array([161.5, 81.5, 481.5, 401.5])  # what the fixed detector 
 
 
 @pytest.fixture(scope="module")
-def models(pytestconfig):
-    return fixed_model_set(pytestconfig.cache.mkdir("ros2_pose_fixed_dolly_models"))
+def models(pytestconfig, tmp_path_factory):
+    # Reused across test modules and runs through pytest's cache (the export takes seconds).
+    cache = getattr(pytestconfig, "cache", None)
+    root = (cache.mkdir("ros2_pose_fixed_dolly_models") if cache is not None
+            else tmp_path_factory.mktemp("fixed_dolly_models"))
+    return fixed_model_set(root)
 
 
 @pytest.fixture
