@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ros2_pose.models.center_detector import STRIDE
+from ros2_pose.codecs.center_heatmap import STRIDE
 
 IDENTITY_ROTATION_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # first two columns of the identity matrix
 

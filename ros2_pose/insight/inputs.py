@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ros2_pose.geometry.crop import RoiCrop
-from ros2_pose.models.dolly_pose import CROP_SIZE
+from ros2_pose.codecs.dolly_pose import CROP_SIZE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BAG_SUFFIXES = (".mcap", ".db3")

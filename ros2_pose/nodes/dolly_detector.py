@@ -13,7 +13,7 @@ from __future__ import annotations
 from sensor_msgs.msg import Image
 
 from ros2_pose.geometry.crop import RoiCrop
-from ros2_pose.models.dolly_pose import CROP_SIZE
+from ros2_pose.codecs.dolly_pose import CROP_SIZE
 from ros2_pose.pipelines.dolly import DollyPipeline
 from ros2_pose.ros.image_conversion import to_image_msg
 from ros2_pose.ros.message_builders import detection_array

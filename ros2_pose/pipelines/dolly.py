@@ -15,8 +15,8 @@ import numpy as np
 from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.crop import RoiCrop
 from ros2_pose.geometry.transforms import RigidTransform, matrix_from_rotation_6d
-from ros2_pose.models.center_detector import decode_best_box
-from ros2_pose.models.dolly_pose import CROP_SIZE, camera_rotation_from_allocentric, translation_from_prediction
+from ros2_pose.codecs.center_heatmap import decode_best_box
+from ros2_pose.codecs.dolly_pose import CROP_SIZE, camera_rotation_from_allocentric, translation_from_prediction
 
 DETECTOR_INPUT_SIZE = 160
 

@@ -13,11 +13,13 @@ import torch
 from torch import nn
 
 from ros2_pose.geometry.transforms import matrix_from_rotation_6d_torch, rotation_error_deg
-from ros2_pose.models.center_detector import CenterDetector, decode_best_box, encode_targets, focal_loss
+from ros2_pose.codecs.center_heatmap import decode_best_box, encode_targets
+from ros2_pose.models.center_detector import CenterDetector, focal_loss
 from ros2_pose.training.loop import fit
-from ros2_pose.models.dolly_pose import (CROP_SIZE, MASK_SIZE, DollyPoseNet, allocentric_from_camera_rotation,
+from ros2_pose.codecs.dolly_pose import (CROP_SIZE, MASK_SIZE, allocentric_from_camera_rotation,
                                          camera_rotation_from_allocentric, center_crop_target,
                                          depth_ratio_target, translation_from_prediction)
+from ros2_pose.models.dolly_pose import DollyPoseNet
 
 # Pose AP as in the seed's Table 1: positive when translation error < 5 cm and rotation error < 5 deg.
 AP_TRANSLATION_M = 0.05
@@ -229,7 +231,7 @@ def pose_model_config(model_kwargs: dict):
 def detector_model_config(model_kwargs: dict):
     """model.yaml of a trained detector."""
     from ros2_pose.deploy.model_spec import parse_model_config
-    from ros2_pose.models.center_detector import STRIDE
+    from ros2_pose.codecs.center_heatmap import STRIDE
 
     size = int(model_kwargs.get("input_size", 160))
     cells = size // STRIDE

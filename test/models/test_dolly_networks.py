@@ -3,8 +3,10 @@ import torch
 
 from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.crop import RoiCrop
-from ros2_pose.models.center_detector import CenterDetector, decode_best_box, encode_targets, focal_loss
-from ros2_pose.models.dolly_pose import (MASK_SIZE, DollyPoseNet, center_crop_target, depth_ratio_target,
+from ros2_pose.codecs.center_heatmap import decode_best_box, encode_targets
+from ros2_pose.models.center_detector import CenterDetector, focal_loss
+from ros2_pose.models.dolly_pose import DollyPoseNet
+from ros2_pose.codecs.dolly_pose import (MASK_SIZE, center_crop_target, depth_ratio_target,
                                          translation_from_prediction)
 
 CAMERA = CameraModel(K=[[500, 0, 319.5], [0, 500, 239.5], [0, 0, 1]], width=640, height=480)
@@ -65,7 +67,7 @@ def test_detector_output_shapes():
 
 def test_allocentric_rotation_round_trip_and_centred_crop_is_identity():
     from ros2_pose.geometry.transforms import axis_angle_to_matrix
-    from ros2_pose.models.dolly_pose import (allocentric_from_camera_rotation, camera_rotation_from_allocentric,
+    from ros2_pose.codecs.dolly_pose import (allocentric_from_camera_rotation, camera_rotation_from_allocentric,
                                              crop_ray_rotation)
 
     centred = RoiCrop.from_box([319.5 - 50, 239.5 - 50, 319.5 + 50, 239.5 + 50]).crop_camera(CAMERA).K
@@ -81,7 +83,7 @@ def test_allocentric_rotation_round_trip_and_centred_crop_is_identity():
 
 def test_dataset_and_pipeline_share_the_network_input_sizes():
     from ros2_pose.data.builders import dolly as builder
-    from ros2_pose.models.dolly_pose import CROP_SIZE
+    from ros2_pose.codecs.dolly_pose import CROP_SIZE
     from ros2_pose.pipelines.dolly import DETECTOR_INPUT_SIZE
 
     assert builder.DET_SIZE == DETECTOR_INPUT_SIZE and builder.CROP_SIZE == CROP_SIZE
