@@ -52,9 +52,12 @@ def sample_bag(name: str, render_if_missing: bool = True, progress: bool = False
     if name not in SAMPLES:
         raise KeyError(f"no sample {name!r}; samples: {sorted(SAMPLES)}")
     spec = SAMPLES[name]
+    from ros2_pose.sim import RENDER_VERSION
+
     folder = samples_root() / name
     marker = folder / "COMPLETE"
-    if marker.is_file():
+    stamp = f"rendered completely, render version {RENDER_VERSION}, {spec}\n"
+    if marker.is_file() and marker.read_text() == stamp:
         return folder / "bag"
     if not render_if_missing:
         raise FileNotFoundError(f"sample bag {name!r} has not been rendered yet (run: python -m ros2_pose.samples)")
@@ -63,7 +66,7 @@ def sample_bag(name: str, render_if_missing: bool = True, progress: bool = False
     folder.mkdir(parents=True, exist_ok=True)
     render_bag(spec.task, spec.frames, folder / "bag", seed=spec.seed, fps=spec.fps, overwrite=True,
                compress=True, dense=spec.dense, progress=progress, width=spec.width, height=spec.height)
-    marker.write_text("rendered completely\n")
+    marker.write_text(stamp)
     return folder / "bag"
 
 

@@ -40,14 +40,17 @@ def heldout_bag(name: str, workers: int = 2) -> Path:
     """The bag of the held-out set `name`, rendered now if it is not in the cache yet."""
     from ros2_pose.sim.writer import render_bag
 
+    from ros2_pose.sim import RENDER_VERSION
+
     spec = HELD_OUT[name]
     folder = cache_root() / "heldout" / f"{spec.name}_seed{spec.seed}_n{spec.frames}_{spec.width}x{spec.height}"
     done = folder / "COMPLETE"
-    if done.is_file():
+    stamp = f"rendered completely, render version {RENDER_VERSION}, {spec}\n"
+    if done.is_file() and done.read_text() == stamp:
         return folder / "bag"
     print(f"rendering the standard held-out set {spec.name} ({spec.frames} frames, seed {spec.seed}) "
           f"into {folder} - once")
     render_bag(spec.task, spec.frames, folder / "bag", seed=spec.seed, workers=workers, overwrite=True,
                width=spec.width, height=spec.height, preset=spec.preset)
-    done.write_text("rendered completely\n")
+    done.write_text(stamp)
     return folder / "bag"

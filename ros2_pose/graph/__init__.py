@@ -45,7 +45,7 @@ Node module contract (every ros2_pose/nodes/<name>.py)
   `super().__init__(node_name, **node_kwargs)`. It must read parameters and create topics through
   `self` only (no global rclpy.init, no default context), so `ros2-pose up` can run several nodes
   in one process. The `cli_args` carry `--params-file`, `-p` and `-r` exactly as launch passes them.
-- Lifecycle nodes declare a bool parameter `autostart` (default false): when true the node
+- Lifecycle nodes declare a bool parameter `autostart` (LifecycleNodeBase: default true): when true the node
   configures and activates itself; when false `ros2-pose up` (or a lifecycle manager) drives
   configure + activate. Launch files built here set `autostart: true` for lifecycle nodes, since
   plain `launch_ros` Node actions drive no transitions.

@@ -155,7 +155,7 @@ class BodyPoseNode(LifecycleNodeBase):
         if runner.backend != "torch":
             require_fixed_input(self.pipeline_config, model_hw or self.pipeline_config.input_shape, runner.backend)
         self.predict = runner_predictor(runner)
-        self.create_input_subscription(CameraInfo, "camera_info", self.on_camera_info, counts_as_frame=False)
+        self.create_camera_info_subscription("camera_info", self.on_camera_info)
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 
     def on_cleanup_node(self):

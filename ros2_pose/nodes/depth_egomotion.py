@@ -64,7 +64,7 @@ class DepthEgoMotionNode(LifecycleNodeBase):
             depth, pose, target_index=motion.get("target_index"), scale_mode=c["scale_mode"],
             metric_scale=c["metric_scale"], camera_height_m=c["camera_height_m"] or None,
             max_time_gap_s=c["max_time_gap_s"])
-        self.create_input_subscription(CameraInfo, "camera_info", self.on_camera_info, counts_as_frame=False)
+        self.create_camera_info_subscription("camera_info", self.on_camera_info)
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 
     def on_cleanup_node(self):

@@ -69,7 +69,7 @@ class DollyPoseNode(LifecycleNodeBase):
         pose = load_runner(self, c["pose_model"])
         self.pipeline = DollyPipeline(detector, pose, score_threshold=c["score_threshold"],
                                       min_depth_m=c["min_depth_m"], max_depth_m=c["max_depth_m"])
-        self.create_input_subscription(CameraInfo, "camera_info", self.on_camera_info, counts_as_frame=False)
+        self.create_camera_info_subscription("camera_info", self.on_camera_info)
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 
     def on_cleanup_node(self):

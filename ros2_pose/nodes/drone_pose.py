@@ -103,7 +103,7 @@ class DronePoseNode(LifecycleNodeBase):
         self.pipeline = DronePosePipeline(models, c["decoder"], self.pnp_settings, c["min_depth_m"],
                                           c["max_depth_m"], c["coarse_confidence"])
         self.keypoint_names = models[0][1].keypoint_names
-        self.create_input_subscription(CameraInfo, "camera_info", self.on_camera_info, counts_as_frame=False)
+        self.create_camera_info_subscription("camera_info", self.on_camera_info)
         if c["use_detections"]:
             from ros2_pose_msgs.msg import Detection2DArray
             self.create_input_subscription(Detection2DArray, "detections", self.on_detections, counts_as_frame=False)

@@ -282,6 +282,14 @@ class LifecycleNodeBase(LifecycleNode):
         self._inputs.append(subscription)
         return subscription
 
+    def create_camera_info_subscription(self, topic: str, callback: Callable[[Any], None]):
+        """camera_info with best-effort (sensor-data) QoS, which matches both reliable and best-effort
+        camera drivers (a reliable subscription never hears a best-effort publisher); it is a side
+        input, so it does not count in the frame rate."""
+        from sensor_msgs.msg import CameraInfo
+
+        return self.create_input_subscription(CameraInfo, topic, callback, sensor_data_qos(), counts_as_frame=False)
+
     def create_image_subscription(self, topic: str, callback: Callable[[Image, Any], None],
                                   desired_encoding: str | None = None, qos: QoSProfile | None = None):
         """Images with sensor-data QoS; `callback(msg, array)` gets the decoded pixels too (a bad

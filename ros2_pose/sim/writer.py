@@ -33,10 +33,16 @@ TOPIC_KEYPOINTS = "/ground_truth/keypoints"
 TOPIC_SKELETONS = "/ground_truth/skeletons"
 
 
-def frame_stamp_ns(index: int, fps: float) -> int:
+# Frames of different camera trajectories (SimFrame.extra["sequence"]) are this far apart in time,
+# so every consumer sees a time jump where the camera teleports (as at the loop of a real bag) and
+# never pairs frames across it.
+SEQUENCE_GAP_S = 10.0
+
+
+def frame_stamp_ns(index: int, fps: float, sequence: int = 0) -> int:
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    return START_NS + int(round(index * 1e9 / fps))
+    return START_NS + int(round(index * 1e9 / fps)) + int(sequence * SEQUENCE_GAP_S * 1e9)
 
 
 class SimBagWriter:
@@ -59,7 +65,7 @@ class SimBagWriter:
         self.bag.close()
 
     def write(self, index: int, frame: SimFrame) -> None:
-        stamp = frame_stamp_ns(index, self.fps)
+        stamp = frame_stamp_ns(index, self.fps, int(frame.extra.get("sequence", 0)) if frame.extra else 0)
         bag = self.bag
         if not self._static_written:
             bag.write(TOPIC_TF_STATIC, bm.tf_message(
