@@ -52,7 +52,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     show = sub.add_parser("show", help="contact sheet PNG of a dataset's samples")
     show.add_argument("folder", type=Path)
-    show.add_argument("--split", default="train", choices=("train", "val", "test", "all"))
+    show.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
+                      help="default: train; a COCO people folder has no splits (all its images)")
     show.add_argument("--n", type=int, default=16, help="samples to show (spread over the split)")
     show.add_argument("--out", type=Path, required=True, help="output .png")
     show.add_argument("--axis-length", type=float, default=0.3, help="pose axes length in metres")
@@ -125,19 +126,46 @@ def _run_people(builder, args) -> int:
 def run_show(args) -> int:
     import numpy as np
 
-    from ros2_pose.data.contact_sheet import contact_sheet, write_png
+    from ros2_pose.data.contact_sheet import contact_sheet, is_coco_folder, write_png
     from ros2_pose.data.dataset import ArrayDataset, DatasetError
 
+    if args.n < 1:
+        print(f"dataset show failed: --n must be at least 1, got {args.n}", file=sys.stderr)
+        return 1
+    if is_coco_folder(args.folder) and not (args.folder / "manifest.json").exists():
+        return _show_coco(args)
+    split = args.split or "train"
     try:
-        ds = ArrayDataset(args.folder, args.split)
+        ds = ArrayDataset(args.folder, split)
     except DatasetError as exc:
         print(f"dataset show failed: {exc}", file=sys.stderr)
         return 1
     if len(ds) == 0:
-        print(f"dataset show failed: split {args.split!r} of {args.folder} is empty", file=sys.stderr)
+        print(f"dataset show failed: split {split!r} of {args.folder} is empty", file=sys.stderr)
         return 1
     picks = np.unique(np.linspace(0, len(ds) - 1, min(args.n, len(ds))).round().astype(int))
     sheet = contact_sheet([ds[int(i)] for i in picks], axis_length=args.axis_length)
     write_png(args.out, sheet)
-    print(f"{len(picks)} samples of {args.folder} ({args.split}) -> {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    print(f"{len(picks)} samples of {args.folder} ({split}) -> {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    return 0
+
+
+def _show_coco(args) -> int:
+    """People datasets are COCO folders (no splits): `--n` images spread over the annotation file's list."""
+    from ros2_pose.data.contact_sheet import CocoFolderError, coco_people_samples, contact_sheet, write_png
+
+    if args.split not in (None, "all"):
+        print(f"dataset show failed: {args.folder} is a COCO folder, which has no {args.split!r} split "
+              f"(leave out --split or pass --split all)", file=sys.stderr)
+        return 1
+    try:
+        samples = coco_people_samples(args.folder, args.n)
+    except CocoFolderError as exc:
+        print(f"dataset show failed: {exc}", file=sys.stderr)
+        return 1
+    sheet = contact_sheet(samples)
+    write_png(args.out, sheet)
+    people = sum(len(s["people"]) for s in samples)
+    print(f"{len(samples)} images ({people} people) of COCO folder {args.folder} -> {args.out} "
+          f"({sheet.shape[1]}x{sheet.shape[0]})")
     return 0
