@@ -8,6 +8,7 @@ dependency for boxes and cylinders (Open3D does not even run on CPU here, see EN
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -63,6 +64,15 @@ class Mesh:
 
     def uvs_or_zeros(self) -> np.ndarray:
         return self.uvs if self.uvs is not None else np.zeros((len(self.vertices), 2), np.float32)
+
+    @cached_property
+    def interleaved_triangles(self) -> np.ndarray:
+        """(3F, 8) float32 rows of position, normal, uv per triangle corner (unindexed), the layout
+        the GL renderer uploads; computed once per mesh (meshes are immutable)."""
+        f = self.faces.reshape(-1)
+        rows = np.concatenate([self.vertices[f], self.normals[f], self.uvs_or_zeros()[f]], axis=1)
+        rows.flags.writeable = False
+        return rows
 
 
 def as_matrix(transform) -> np.ndarray:

@@ -66,17 +66,19 @@ void main() {
 }
 """
 
-# The same Phong model as rasterizer_numpy.shade_phong.
-_FRAGMENT_SHADER = """
+# The same Phong model as rasterizer_numpy.shade_phong. The light count is a compile-time constant
+# (one program per count, see `_fragment_shader`): llvmpipe runs a loop bounded by a uniform about
+# twice as slowly as the unrolled one, and fragment shading is most of the render time.
+_FRAGMENT_SHADER_TEMPLATE = """
 #version 330
 uniform vec3 base_color;
 uniform float specular;
 uniform float shininess;
 uniform bool use_texture;
 uniform sampler2D albedo_texture;
-uniform int light_count;
-uniform vec3 light_direction[%(max_lights)d];
-uniform vec3 light_color[%(max_lights)d];
+const int LIGHT_COUNT = %(light_count)d;
+uniform vec3 light_direction[%(array_size)d];
+uniform vec3 light_color[%(array_size)d];
 uniform vec3 ambient;
 uniform uint segment;
 in vec3 v_position;
@@ -92,7 +94,7 @@ void main() {
     vec3 albedo = base_color;
     if (use_texture) albedo *= texture(albedo_texture, v_uv).rgb;
     vec3 color = albedo * ambient;
-    for (int i = 0; i < light_count; ++i) {
+    for (int i = 0; i < LIGHT_COUNT; ++i) {
         float ndl = max(dot(n, -light_direction[i]), 0.0);
         color += albedo * light_color[i] * ndl;
         vec3 r = reflect(light_direction[i], n);
@@ -102,7 +104,11 @@ void main() {
     out_depth = v_position.z;
     out_segment = segment;
 }
-""" % {"max_lights": MAX_LIGHTS}
+"""
+
+
+def _fragment_shader(light_count: int) -> str:
+    return _FRAGMENT_SHADER_TEMPLATE % {"light_count": light_count, "array_size": max(light_count, 1)}
 
 _FLOATS_PER_VERTEX = 8  # position 3, normal 3, uv 2
 
@@ -170,6 +176,15 @@ class Renderer:
             return rasterize(scene, K, T_world_camera, self.width, self.height, self.near, self.far)
         return self._gl.render(scene, K, pose_matrix(T_world_camera), self.near, self.far)
 
+    def coverage(self, scene: Scene, camera, T_world_camera) -> int:
+        """How many pixels `scene`'s objects cover from this camera (what `render(...).depth > 0`
+        counts), without the colour readback and background compositing of `render`."""
+        K = camera_matrix(camera)
+        if self._gl is None:
+            frame = rasterize(scene, K, T_world_camera, self.width, self.height, self.near, self.far)
+            return int(np.count_nonzero(frame.depth > 0))
+        return self._gl.coverage(scene, K, pose_matrix(T_world_camera), self.near, self.far)
+
     def close(self) -> None:
         if self._gl is not None:
             self._gl.release()
@@ -182,106 +197,176 @@ class Renderer:
         self.close()
 
 
+def _write_uniform(uniforms: dict, name: str, data: bytes) -> None:
+    if name in uniforms:  # absent when the compiler dropped it (unused with this light count)
+        uniforms[name].write(data)
+
+
+def _set_uniform(uniforms: dict, name: str, value) -> None:
+    if name in uniforms:
+        uniforms[name].value = value
+
+
 class _GLResources:
-    """Program, framebuffer and a growing vertex buffer, reused across frames."""
+    """Program, framebuffer, a growing vertex buffer and pooled textures, reused across frames."""
 
     def __init__(self, ctx, width: int, height: int):
         import moderngl
 
         self._moderngl = moderngl
         self.ctx, self.width, self.height = ctx, width, height
-        self.program = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         self.color = ctx.renderbuffer((width, height), 4, dtype="f1")
         self.depth_metres = ctx.renderbuffer((width, height), 1, dtype="f4")
-        self.segments = ctx.renderbuffer((width, height), 1, dtype="u4")
+        # R16UI: segment ids are uint16 (scene.MAX_OBJECTS), so the read needs no conversion
+        self.segments = ctx.renderbuffer((width, height), 1, dtype="u2")
         self.zbuffer = ctx.depth_renderbuffer((width, height))
         self.fbo = ctx.framebuffer([self.color, self.depth_metres, self.segments], self.zbuffer)
         self.vbo = None
-        self.vao = None
         self.capacity = 0
+        # light count -> (program, {uniform name: uniform}, vertex array on self.vbo or None)
+        self.programs: dict[int, tuple] = {}
+        # Textures by (width, height): a frame's textures are written into these instead of being
+        # created and released every frame (creation + release stalls llvmpipe's pipeline).
+        self.texture_pool: dict[tuple[int, int], list] = {}
+
+    def _program(self, light_count: int):
+        """(program, uniforms, vertex array) for scenes with `light_count` lights, compiled on first use.
+        Uniforms the compiler dropped (e.g. the light arrays of the 0-light program) are left out."""
+        entry = self.programs.get(light_count)
+        if entry is None:
+            program = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_fragment_shader(light_count))
+            uniforms = {name: program[name] for name in (
+                "projection", "light_direction", "light_color", "ambient", "object_to_camera",
+                "normal_to_camera", "base_color", "specular", "shininess", "segment", "use_texture",
+                "albedo_texture") if name in program}
+            entry = self.programs[light_count] = [program, uniforms, None]
+        if entry[2] is None and self.vbo is not None:
+            # attributes the compiler dropped (the 0-light program needs no normals) are skipped
+            program, layout, names = entry[0], [], []
+            for name, size in (("in_position", 3), ("in_normal", 3), ("in_uv", 2)):
+                layout.append(f"{size}f" if name in program else f"{size}x4")
+                names += [name] if name in program else []
+            entry[2] = self.ctx.vertex_array(program, [(self.vbo, " ".join(layout), *names)])
+        return entry
 
     def _upload(self, data: np.ndarray) -> None:
         nbytes = data.nbytes
         if nbytes > self.capacity:
             if self.vbo is not None:
-                self.vao.release()
+                for entry in self.programs.values():
+                    if entry[2] is not None:
+                        entry[2].release()
+                        entry[2] = None
                 self.vbo.release()
             self.capacity = max(nbytes, 2 * self.capacity, 1 << 16)
             self.vbo = self.ctx.buffer(reserve=self.capacity, dynamic=True)
-            self.vao = self.ctx.vertex_array(
-                self.program, [(self.vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")])
-        self.vbo.write(data.tobytes())
+        self.vbo.write(data)
 
-    def render(self, scene: Scene, K, T_world_camera, near, far) -> RenderedFrame:
+    def _textures(self, scene: Scene) -> list:
+        """One GL texture per object (None where untextured), uploaded and mipmapped before any
+        draw call of the frame."""
+        used: dict[tuple[int, int], int] = {}
+        textures = []
+        for obj in scene.objects:
+            image = obj.material.texture
+            if image is None:
+                textures.append(None)
+                continue
+            size = (image.shape[1], image.shape[0])
+            pool = self.texture_pool.setdefault(size, [])
+            slot = used.get(size, 0)
+            used[size] = slot + 1
+            if slot == len(pool):
+                tex = self.ctx.texture(size, 3, alignment=1)
+                tex.repeat_x = tex.repeat_y = True
+                pool.append(tex)
+            tex = pool[slot]
+            tex.write(image, alignment=1)
+            # moderngl's default max level (1000) makes llvmpipe spend ~10 ms per texture
+            tex.build_mipmaps(0, int(np.log2(max(size))))
+            textures.append(tex)
+        return textures
+
+    def _draw(self, scene: Scene, K, T_world_camera, near, far) -> None:
+        """Upload and draw `scene` into the framebuffer (cleared first)."""
         mgl = self._moderngl
         T_camera_world = np.linalg.inv(T_world_camera)
         # Interleave all objects' triangles (unindexed) into one buffer upload.
         chunks, ranges, first = [], [], 0
         for obj in scene.objects:
-            m = obj.mesh
-            f = m.faces.reshape(-1)
-            chunk = np.concatenate([m.vertices[f], m.normals[f], m.uvs_or_zeros()[f]], axis=1)
+            chunk = obj.mesh.interleaved_triangles
             chunks.append(chunk)
-            ranges.append((first, len(f)))
-            first += len(f)
+            ranges.append((first, len(chunk)))
+            first += len(chunk)
         if chunks:
-            self._upload(np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32))
+            self._upload(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+        textures = self._textures(scene)
 
-        ctx, prog = self.ctx, self.program
+        dirs, cols, ambient = lights_in_camera(scene, T_camera_world[:3, :3])
+        if len(dirs) > MAX_LIGHTS:
+            raise ValueError(f"at most {MAX_LIGHTS} lights are supported, scene has {len(dirs)}")
+        _, u, vao = self._program(len(dirs))
+        ctx = self.ctx
         self.fbo.use()
         ctx.viewport = (0, 0, self.width, self.height)
         ctx.enable(mgl.DEPTH_TEST)
         ctx.disable(mgl.CULL_FACE)
         self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        prog["projection"].write(opengl_projection(K, self.width, self.height, near, far).T.astype("f4").tobytes())
-        dirs, cols, ambient = lights_in_camera(scene, T_camera_world[:3, :3])
-        if len(dirs) > MAX_LIGHTS:
-            raise ValueError(f"at most {MAX_LIGHTS} lights are supported, scene has {len(dirs)}")
-        prog["light_count"].value = len(dirs)
+        projection = opengl_projection(K, self.width, self.height, near, far)
+        _write_uniform(u, "projection", projection.T.astype("f4").tobytes())
         if len(dirs):
-            pad = np.zeros((MAX_LIGHTS, 3), np.float32)
-            pad[:len(dirs)] = dirs
-            prog["light_direction"].write(pad.tobytes())
-            pad = np.zeros((MAX_LIGHTS, 3), np.float32)
-            pad[:len(cols)] = cols
-            prog["light_color"].write(pad.tobytes())
-        prog["ambient"].value = tuple(float(a) for a in ambient)
-        textures = []
-        try:
-            for obj, (start, count) in zip(scene.objects, ranges):
-                M = T_camera_world @ obj.world_matrix()
-                prog["object_to_camera"].write(M.T.astype("f4").tobytes())
-                prog["normal_to_camera"].write(np.linalg.inv(M[:3, :3]).astype("f4").tobytes())  # (M^-T)^T
-                mat = obj.material
-                prog["base_color"].value = tuple(float(c) for c in mat.base_color)
-                prog["specular"].value = float(mat.specular)
-                prog["shininess"].value = float(mat.shininess)
-                prog["segment"].write(struct.pack("I", int(obj.segment_id)))
-                use_texture = mat.texture is not None
-                prog["use_texture"].value = use_texture
-                if use_texture:
-                    tex = ctx.texture(mat.texture.shape[1::-1], 3, mat.texture.tobytes(), alignment=1)
-                    # moderngl's default max level (1000) makes llvmpipe spend ~10 ms per texture
-                    tex.build_mipmaps(0, int(np.log2(max(mat.texture.shape[:2]))))
-                    tex.repeat_x = tex.repeat_y = True
-                    textures.append(tex)
-                    tex.use(location=0)
-                    prog["albedo_texture"].value = 0
-                self.vao.render(mgl.TRIANGLES, vertices=count, first=start)
-            rgb = np.frombuffer(self.fbo.read(components=3, attachment=0, alignment=1), np.uint8)
-            depth = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f4"), np.float32)
-            seg = np.frombuffer(self.fbo.read(components=1, attachment=2, dtype="u4"), np.uint32)
-        finally:
-            for tex in textures:
-                tex.release()
+            _write_uniform(u, "light_direction", np.asarray(dirs, np.float32).tobytes())
+            _write_uniform(u, "light_color", np.asarray(cols, np.float32).tobytes())
+        _set_uniform(u, "ambient", tuple(float(a) for a in ambient))
+        _set_uniform(u, "albedo_texture", 0)
+        for obj, (start, count), tex in zip(scene.objects, ranges, textures):
+            M = T_camera_world @ obj.world_matrix()
+            _write_uniform(u, "object_to_camera", M.T.astype("f4").tobytes())
+            normal_to_camera = np.linalg.inv(M[:3, :3])  # stored transposed: (M^-T)^T
+            _write_uniform(u, "normal_to_camera", normal_to_camera.astype("f4").tobytes())
+            mat = obj.material
+            _set_uniform(u, "base_color", tuple(float(c) for c in mat.base_color))
+            _set_uniform(u, "specular", float(mat.specular))
+            _set_uniform(u, "shininess", float(mat.shininess))
+            _write_uniform(u, "segment", struct.pack("I", int(obj.segment_id)))
+            _set_uniform(u, "use_texture", tex is not None)
+            if tex is not None:
+                tex.use(location=0)
+            vao.render(mgl.TRIANGLES, vertices=count, first=start)
+
+    def render(self, scene: Scene, K, T_world_camera, near, far) -> RenderedFrame:
+        import cv2
+
+        self._draw(scene, K, T_world_camera, near, far)
         h, w = self.height, self.width
-        depth = depth.reshape(h, w)
-        drawn = depth > 0
-        out = np.where(drawn[:, :, None], rgb.reshape(h, w, 3), scene.background_image(w, h))
-        return RenderedFrame(out, np.where(drawn, depth, np.float32(0)), seg.reshape(h, w).astype(np.uint16))
+        rgb = np.empty((h, w, 3), np.uint8)
+        depth = np.empty((h, w), np.float32)  # cleared to 0: background pixels already hold 0
+        seg = np.empty((h, w), np.uint16)
+        self.fbo.read_into(rgb, components=3, attachment=0, alignment=1)
+        self.fbo.read_into(depth, components=1, attachment=1, dtype="f4")
+        self.fbo.read_into(seg, components=1, attachment=2, dtype="u2")
+        out = np.array(scene.background_image(w, h), dtype=np.uint8, order="C", copy=True)
+        # drawn pixels have camera z > near > 0; cv2.copyTo is ~50x faster than np.where here
+        cv2.copyTo(rgb, (depth > 0).view(np.uint8), out)
+        return RenderedFrame(out, depth, seg)
+
+    def coverage(self, scene: Scene, K, T_world_camera, near, far) -> int:
+        """Number of pixels `scene` covers (depth and segmentation only are read back)."""
+        self._draw(scene, K, T_world_camera, near, far)
+        depth = np.empty(self.width * self.height, np.float32)
+        self.fbo.read_into(depth, components=1, attachment=1, dtype="f4")
+        return int(np.count_nonzero(depth > 0))
 
     def release(self) -> None:
-        for res in (self.vao, self.vbo, self.fbo, self.color, self.depth_metres, self.segments,
-                    self.zbuffer, self.program):
+        for pool in self.texture_pool.values():
+            for tex in pool:
+                tex.release()
+        self.texture_pool.clear()
+        for program, _, vao in self.programs.values():
+            for res in (vao, program):
+                if res is not None:
+                    res.release()
+        self.programs.clear()
+        for res in (self.vbo, self.fbo, self.color, self.depth_metres, self.segments, self.zbuffer):
             if res is not None:
                 res.release()

@@ -121,3 +121,51 @@ def test_bad_inputs_raise():
         segment_id(0, 1)
     with pytest.raises(SceneError):
         Material(base_color=(1, 2))
+
+
+@pytest.mark.parametrize("light_count", [0, 1, 3])
+def test_every_light_count_matches_the_oracle(gl_renderer, light_count):
+    """Each light count has its own compiled program; all must shade like the NumPy oracle."""
+    directions = [(0.3, 1.0, 0.5), (-0.5, 0.4, 1.0), (0.1, -0.2, 1.0)][:light_count]
+    base = _scene()
+    scene = Scene(base.objects, [Light(d, intensity=0.6, ambient=0.1) for d in directions], base.background)
+    gl = gl_renderer.render(scene, K, np.eye(4))
+    ref = rasterize(scene, K, np.eye(4), W, H)
+    untextured = (gl.segmentation == ref.segmentation) & np.isin(gl.segmentation, [256, 257, 512])
+    assert untextured.sum() > 500
+    assert np.abs(gl.rgb.astype(int) - ref.rgb)[untextured].mean() < 3
+
+
+def test_reused_textures_and_buffers_give_the_same_frame_as_a_fresh_renderer(gl_renderer):
+    """Pooled textures and the vertex buffer are rewritten per frame: a frame must not depend on
+    what was rendered before it."""
+    rng = np.random.default_rng(5)
+
+    def textured_scene(seed):
+        r = np.random.default_rng(seed)
+        objects = [SceneObject(f"o{i}", mesh.box(r.uniform(0.2, 0.6, 3)), _pose(*r.uniform(-0.6, 0.6, 2), 2.5),
+                               Material(r.uniform(0.3, 1, 3), texture=r.integers(0, 255, (16, 16, 3), dtype=np.uint8)),
+                               segment_id(i + 1)) for i in range(int(r.integers(1, 4)))]
+        return Scene(objects, [Light()], (0.2, 0.2, 0.2))
+
+    scenes = [textured_scene(int(s)) for s in rng.integers(0, 1000, 4)]
+    after_others = [gl_renderer.render(s, K, np.eye(4)) for s in scenes]
+    with Renderer(W, H, "egl") as fresh:
+        for scene, frame in zip(scenes[::-1], after_others[::-1]):
+            alone = fresh.render(scene, K, np.eye(4))
+            assert np.array_equal(alone.rgb, frame.rgb) and np.array_equal(alone.segmentation, frame.segmentation)
+
+
+def test_coverage_counts_the_drawn_pixels(gl_renderer):
+    scene = _scene()
+    T_world_camera = _pose(0.05, -0.1, -0.2)
+    frame = gl_renderer.render(scene, K, T_world_camera)
+    assert gl_renderer.coverage(scene, K, T_world_camera) == int((frame.depth > 0).sum())
+    objects_only = Scene([o for o in scene.objects if o.name != "floor"], scene.lights)
+    covered = gl_renderer.coverage(objects_only, K, T_world_camera)
+    assert covered == int((gl_renderer.render(objects_only, K, T_world_camera).depth > 0).sum())
+    oracle = Renderer(W, H, "numpy")
+    assert oracle.coverage(objects_only, K, T_world_camera) == int(
+        (oracle.render(objects_only, K, T_world_camera).depth > 0).sum())
+    assert abs(covered - oracle.coverage(objects_only, K, T_world_camera)) < 0.02 * covered
+    assert 0 < covered < W * H
