@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import Point
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -155,14 +155,11 @@ class BodyPoseNode(LifecycleNodeBase):
         if runner.backend != "torch":
             require_fixed_input(self.pipeline_config, model_hw or self.pipeline_config.input_shape, runner.backend)
         self.predict = runner_predictor(runner)
-        self.create_camera_info_subscription("camera_info", self.on_camera_info)
+        self.create_camera_info_subscription("camera_info")
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 
     def on_cleanup_node(self):
         self.predict = None
-
-    def on_camera_info(self, msg: CameraInfo):
-        self.camera = CameraModel.from_camera_info(msg)  # bad intrinsics: an error counted by the base
 
     def on_image(self, msg: Image, image):
         people = estimate_people(self.predict, image, self.pipeline_config)

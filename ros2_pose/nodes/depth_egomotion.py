@@ -20,9 +20,8 @@ from __future__ import annotations
 import numpy as np
 from diagnostic_msgs.msg import KeyValue
 from nav_msgs.msg import Odometry
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
-from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.pipelines.depth_egomotion import DepthEgoMotionPipeline, read_motion_sidecar, twist_from_motion
 from ros2_pose.resources import model_location
 from ros2_pose.ros.image_conversion import to_image_msg
@@ -64,19 +63,15 @@ class DepthEgoMotionNode(LifecycleNodeBase):
             depth, pose, target_index=motion.get("target_index"), scale_mode=c["scale_mode"],
             metric_scale=c["metric_scale"], camera_height_m=c["camera_height_m"] or None,
             max_time_gap_s=c["max_time_gap_s"])
-        self.create_camera_info_subscription("camera_info", self.on_camera_info)
+        self.create_camera_info_subscription("camera_info")
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 
     def on_cleanup_node(self):
         self.pipeline = None
 
-    def on_camera_info(self, msg: CameraInfo):
-        self.camera = CameraModel.from_camera_info(msg)
-
     def on_image(self, msg: Image, image):
-        if self.camera is None:
-            raise DropFrame("no camera_info received yet")
-        result = self.pipeline.process(image, self.camera, stamp_to_ns(msg.header.stamp))
+        camera = self.camera_for(image)
+        result = self.pipeline.process(image, camera, stamp_to_ns(msg.header.stamp))
         if result.reset_reason is not None:
             self.get_logger().warning(f"odometry reset: {result.reset_reason}")
         if result.depth is None:

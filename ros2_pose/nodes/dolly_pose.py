@@ -18,13 +18,12 @@ from collections import Counter, deque
 
 from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
-from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.pipelines.dolly import DollyPipeline, draw_result
 from ros2_pose.ros.message_builders import pose_stamped, transform_stamped
 from ros2_pose.ros.image_conversion import to_image_msg
-from ros2_pose.ros.node_base import DropFrame, LifecycleNodeBase, make_node_main
+from ros2_pose.ros.node_base import LifecycleNodeBase, make_node_main
 from ros2_pose.ros.model_loading import MODEL_PARAMETERS, load_runner
 from ros2_pose.ros.tf_broadcaster import TransformBroadcaster
 from ros2_pose.nodes.dolly_detector import detections_message
@@ -69,23 +68,15 @@ class DollyPoseNode(LifecycleNodeBase):
         pose = load_runner(self, c["pose_model"])
         self.pipeline = DollyPipeline(detector, pose, score_threshold=c["score_threshold"],
                                       min_depth_m=c["min_depth_m"], max_depth_m=c["max_depth_m"])
-        self.create_camera_info_subscription("camera_info", self.on_camera_info)
+        self.create_camera_info_subscription("camera_info")
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 
     def on_cleanup_node(self):
         self.pipeline = None
 
-    def on_camera_info(self, msg: CameraInfo):
-        # Rejects zero/NaN intrinsics with InvalidIntrinsicsError: counted and logged by the base.
-        self.camera = CameraModel.from_camera_info(msg)
-
     def on_image(self, msg: Image, image):
-        if self.camera is None:
-            raise DropFrame("no camera_info received yet")
-        if (self.camera.width, self.camera.height) != (image.shape[1], image.shape[0]):
-            raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but camera_info says "
-                             f"{self.camera.width}x{self.camera.height}")
-        result = self.pipeline.process(image, self.camera)
+        camera = self.camera_for(image)
+        result = self.pipeline.process(image, camera)
         self.outcomes[result.status] += 1
         self.recent_outcomes.append(result.status)
         self.detection_publisher.publish(detections_message(msg.header, result.box, result.score,
@@ -96,7 +87,7 @@ class DollyPoseNode(LifecycleNodeBase):
                 self.tf_broadcaster.send_transform(transform_stamped(
                     result.pose, msg.header.stamp, msg.header.frame_id, self.config["dolly_frame"]))
         if self.debug_publisher is not None:
-            self.debug_publisher.publish(to_image_msg(draw_result(image, self.camera, result), "rgb8", msg.header))
+            self.debug_publisher.publish(to_image_msg(draw_result(image, camera, result), "rgb8", msg.header))
 
     def diagnostic_status(self):
         status = super().diagnostic_status()

@@ -21,9 +21,8 @@ from collections import Counter, OrderedDict
 import numpy as np
 from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
-from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.pipelines.drone import DroneModelInfo, DronePosePipeline, PnPSettings, draw_results
 from ros2_pose.resources import model_location
 from ros2_pose.ros.image_conversion import to_image_msg
@@ -103,7 +102,7 @@ class DronePoseNode(LifecycleNodeBase):
         self.pipeline = DronePosePipeline(models, c["decoder"], self.pnp_settings, c["min_depth_m"],
                                           c["max_depth_m"], c["coarse_confidence"])
         self.keypoint_names = models[0][1].keypoint_names
-        self.create_camera_info_subscription("camera_info", self.on_camera_info)
+        self.create_camera_info_subscription("camera_info")
         if c["use_detections"]:
             from ros2_pose_msgs.msg import Detection2DArray
             self.create_input_subscription(Detection2DArray, "detections", self.on_detections, counts_as_frame=False)
@@ -111,9 +110,6 @@ class DronePoseNode(LifecycleNodeBase):
 
     def on_cleanup_node(self):
         self.pipeline = None
-
-    def on_camera_info(self, msg: CameraInfo):
-        self.camera = CameraModel.from_camera_info(msg)
 
     def on_detections(self, msg):
         boxes = [(np.array([d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max]), d.class_id or None)
@@ -128,21 +124,17 @@ class DronePoseNode(LifecycleNodeBase):
             self.process_safely(self.on_image)(msg_image, image)
 
     def on_image(self, msg: Image, image):
-        if self.camera is None:
-            raise DropFrame("no camera_info received yet")
-        if (self.camera.width, self.camera.height) != (image.shape[1], image.shape[0]):
-            raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but camera_info says "
-                             f"{self.camera.width}x{self.camera.height}")
+        camera = self.camera_for(image)
         detections = None
         if self.config["use_detections"]:
             detections = self.detections.pop(stamp_to_ns(msg.header), None)
             if detections is None:
                 self.pending_image = (msg, image)
                 raise DropFrame("no detections with this image's stamp yet (kept until they arrive)")
-        results = self.pipeline.process(image, self.camera, detections)
+        results = self.pipeline.process(image, camera, detections)
         self.publish_results(msg, results)
         if self.debug_publisher is not None:
-            self.debug_publisher.publish(to_image_msg(draw_results(image, self.camera, results), "rgb8", msg.header))
+            self.debug_publisher.publish(to_image_msg(draw_results(image, camera, results), "rgb8", msg.header))
 
     def publish_results(self, msg: Image, results) -> None:
         """Keypoints of every result; a PoseStamped and a TF frame for each result with a pose."""

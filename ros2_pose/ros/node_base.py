@@ -282,13 +282,31 @@ class LifecycleNodeBase(LifecycleNode):
         self._inputs.append(subscription)
         return subscription
 
-    def create_camera_info_subscription(self, topic: str, callback: Callable[[Any], None]):
-        """camera_info with best-effort (sensor-data) QoS, which matches both reliable and best-effort
-        camera drivers (a reliable subscription never hears a best-effort publisher); it is a side
-        input, so it does not count in the frame rate."""
+    def create_camera_info_subscription(self, topic: str = "camera_info"):
+        """Keeps `self.camera` (a CameraModel) from camera_info, subscribed with best-effort
+        (sensor-data) QoS, which matches both reliable and best-effort camera drivers (a reliable
+        subscription never hears a best-effort publisher). Zero/NaN intrinsics raise
+        InvalidIntrinsicsError: logged and counted as an error, the node keeps running. A side input:
+        not counted in the frame rate."""
         from sensor_msgs.msg import CameraInfo
 
-        return self.create_input_subscription(CameraInfo, topic, callback, sensor_data_qos(), counts_as_frame=False)
+        from ros2_pose.geometry.camera import CameraModel
+
+        self.camera = None
+
+        def store(msg: CameraInfo) -> None:
+            self.camera = CameraModel.from_camera_info(msg)
+        return self.create_input_subscription(CameraInfo, topic, store, sensor_data_qos(), counts_as_frame=False)
+
+    def camera_for(self, image):
+        """The camera of this image: DropFrame before any camera_info, ValueError on a size mismatch."""
+        camera = getattr(self, "camera", None)
+        if camera is None:
+            raise DropFrame("no camera_info received yet")
+        if (camera.width, camera.height) != (image.shape[1], image.shape[0]):
+            raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but camera_info says "
+                             f"{camera.width}x{camera.height}")
+        return camera
 
     def create_image_subscription(self, topic: str, callback: Callable[[Image, Any], None],
                                   desired_encoding: str | None = None, qos: QoSProfile | None = None):
