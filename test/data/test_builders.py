@@ -7,6 +7,7 @@ from ros2_pose.data.builders import dolly
 from ros2_pose.data.builders.fixture_bag import write_fixture_bag
 from ros2_pose.data.builders.frames import BuildOptions, DatasetBuildError
 from ros2_pose.data.dataset import ArrayDataset
+from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.crop import RoiCrop
 
 
@@ -39,7 +40,12 @@ def test_dolly_fields_are_exact(bag, tmp_path):
         assert abs(len(mask_rows) - 0.75 * height_px) <= 2 and s["mask"].max() == 1
         assert np.allclose(s["translation"], frame.T_camera_object.translation, atol=1e-6)
         assert np.isclose(s["distance"], np.linalg.norm(frame.T_camera_object.translation))
-        assert np.isclose(s["visible_fraction"], 1.0)
+        # The fixture's painted silhouette is not the dolly model: the fraction is its box's area
+        # over the whole dolly's projected box at this pose.
+        camera = CameraModel(s["K"], None, 160, 120)
+        full = dolly.full_projected_box(camera, frame.T_camera_object.as_matrix())
+        expected = (x1 - x0) * (y1 - y0) / ((full[2] - full[0]) * (full[3] - full[1]))
+        assert np.isclose(s["visible_fraction"], min(expected, 1.0), rtol=1e-4)
         assert np.allclose(s["K"][0, 0], 176.0)
 
 

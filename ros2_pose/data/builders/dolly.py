@@ -11,7 +11,8 @@ Field names are the contract with the dolly model (models/dolly_pose.py):
   rotation (N,3,3) f32, translation (N,3) f32   T_camera_dolly (optical frame)
   mask (N,64,64) u8             dolly frame (part 0, no wheels) in crop coordinates, 0/1
   distance (N,) f32             |translation| in metres
-  visible_fraction (N,) f32     visible box area / full ground-truth box area (1 when nothing hides it)
+  visible_fraction (N,) f32     visible box area / area of the whole dolly's projected box, unclipped
+                                (1 when nothing hides or truncates it; see `full_projected_box`)
   pose_valid (N,) bool          crop, mask and pose fields are meaningful (zero otherwise)
   stamp_ns (N,) i64, frame_index (N,) i32, sequence (N,) i32
 A frame yields `crops_per_frame` rows (each with its own box jitter).
@@ -55,6 +56,21 @@ def fields() -> dict[str, FieldSpec]:
         "visible_fraction": f(np.float32, ()), "pose_valid": f(np.bool_, ()),
         "stamp_ns": f(np.int64, ()), "frame_index": f(np.int32, ()), "sequence": f(np.int32, ()),
     }
+
+
+def full_projected_box(camera, T_camera_dolly: np.ndarray) -> np.ndarray | None:
+    """Unclipped image box of the whole dolly (the product model's bounding-box corners, see
+    ros2_pose.sim.dolly.DollyGeometry), or None when a corner is behind the camera. The
+    ground-truth detections of the sim are *visible* boxes, so they cannot tell how much is hidden.
+    """
+    from ros2_pose.sim.dolly import DollyGeometry
+
+    corners = DollyGeometry().corners()
+    points = corners @ T_camera_dolly[:3, :3].T + T_camera_dolly[:3, 3]
+    if np.any(points[:, 2] <= 0):
+        return None
+    pixels = camera.project(points)
+    return np.concatenate([pixels.min(axis=0), pixels.max(axis=0)])
 
 
 def mask_box(mask: np.ndarray) -> np.ndarray | None:
@@ -125,9 +141,10 @@ def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.ra
             row.update(crop=crop.apply(image), box_norm=crop.normalized_box(width, height),
                        crop_matrix=crop.matrix.astype(np.float32),
                        mask=RoiCrop(crop.box, MASK_SIZE).apply(frame_mask, interpolation=cv2.INTER_NEAREST))
-            gt_area = (gt_box[2] - gt_box[0]) * (gt_box[3] - gt_box[1])
+            full_box = full_projected_box(frame.camera, T)
+            full_area = (full_box[2] - full_box[0]) * (full_box[3] - full_box[1]) if full_box is not None else 0.0
             vis_area = (visible_box[2] - visible_box[0]) * (visible_box[3] - visible_box[1])
-            row["visible_fraction"] = np.float32(np.clip(vis_area / gt_area, 0.0, 1.0))
+            row["visible_fraction"] = np.float32(np.clip(vis_area / full_area, 0.0, 1.0) if full_area > 0 else 1.0)
         rows.append(row)
     return rows
 
