@@ -169,3 +169,14 @@ def test_coverage_counts_the_drawn_pixels(gl_renderer):
         (oracle.render(objects_only, K, T_world_camera).depth > 0).sum())
     assert abs(covered - oracle.coverage(objects_only, K, T_world_camera)) < 0.02 * covered
     assert 0 < covered < W * H
+
+
+def test_sensor_noise_is_gaussian_in_every_channel_and_reproducible():
+    from ros2_pose.sim.randomization import gaussian_noise
+
+    noise = gaussian_noise(np.random.default_rng(1), (120, 160, 3), 4.0)
+    assert noise.dtype == np.float32 and noise.shape == (120, 160, 3)
+    assert np.allclose(noise.reshape(-1, 3).std(axis=0), 4.0, rtol=0.03)  # not just channel 0
+    assert np.allclose(noise.reshape(-1, 3).mean(axis=0), 0.0, atol=0.1)
+    assert np.array_equal(noise, gaussian_noise(np.random.default_rng(1), (120, 160, 3), 4.0))
+    assert not np.array_equal(noise, gaussian_noise(np.random.default_rng(2), (120, 160, 3), 4.0))
