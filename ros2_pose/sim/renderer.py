@@ -110,6 +110,17 @@ void main() {
 def _fragment_shader(light_count: int) -> str:
     return _FRAGMENT_SHADER_TEMPLATE % {"light_count": light_count, "array_size": max(light_count, 1)}
 
+# Coverage pass (Renderer.coverage): only whether a pixel is drawn matters, so no shading at all.
+_COVERAGE_FRAGMENT_SHADER = """
+#version 330
+in vec3 v_position;
+layout(location = 1) out float out_depth;
+void main() {
+    out_depth = v_position.z;
+}
+"""
+COVERAGE = "coverage"  # key of the coverage program in _GLResources.programs
+
 _FLOATS_PER_VERTEX = 8  # position 3, normal 3, uv 2
 
 # One GL context per process (creating one costs ~1 s); worker processes each make their own.
@@ -223,18 +234,20 @@ class _GLResources:
         self.fbo = ctx.framebuffer([self.color, self.depth_metres, self.segments], self.zbuffer)
         self.vbo = None
         self.capacity = 0
-        # light count -> (program, {uniform name: uniform}, vertex array on self.vbo or None)
-        self.programs: dict[int, tuple] = {}
+        # light count (or COVERAGE) -> [program, {uniform name: uniform}, vertex array on self.vbo or None]
+        self.programs: dict[int | str, list] = {}
         # Textures by (width, height): a frame's textures are written into these instead of being
         # created and released every frame (creation + release stalls llvmpipe's pipeline).
         self.texture_pool: dict[tuple[int, int], list] = {}
 
-    def _program(self, light_count: int):
-        """(program, uniforms, vertex array) for scenes with `light_count` lights, compiled on first use.
-        Uniforms the compiler dropped (e.g. the light arrays of the 0-light program) are left out."""
+    def _program(self, light_count: int | str):
+        """(program, uniforms, vertex array) for scenes with `light_count` lights (or the COVERAGE
+        program), compiled on first use. Uniforms the compiler dropped (e.g. the light arrays of the
+        0-light program) are left out."""
         entry = self.programs.get(light_count)
         if entry is None:
-            program = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_fragment_shader(light_count))
+            fragment = _COVERAGE_FRAGMENT_SHADER if light_count == COVERAGE else _fragment_shader(light_count)
+            program = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=fragment)
             uniforms = {name: program[name] for name in (
                 "projection", "light_direction", "light_color", "ambient", "object_to_camera",
                 "normal_to_camera", "base_color", "specular", "shininess", "segment", "use_texture",
@@ -287,8 +300,9 @@ class _GLResources:
             textures.append(tex)
         return textures
 
-    def _draw(self, scene: Scene, K, T_world_camera, near, far) -> None:
-        """Upload and draw `scene` into the framebuffer (cleared first)."""
+    def _draw(self, scene: Scene, K, T_world_camera, near, far, coverage_only: bool = False) -> None:
+        """Upload and draw `scene` into the framebuffer (cleared first). coverage_only: depth target
+        only, unshaded (the colour and segmentation targets are left undefined)."""
         mgl = self._moderngl
         T_camera_world = np.linalg.inv(T_world_camera)
         # Interleave all objects' triangles (unindexed) into one buffer upload.
@@ -300,12 +314,12 @@ class _GLResources:
             first += len(chunk)
         if chunks:
             self._upload(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
-        textures = self._textures(scene)
+        textures = [None] * len(scene.objects) if coverage_only else self._textures(scene)
 
         dirs, cols, ambient = lights_in_camera(scene, T_camera_world[:3, :3])
         if len(dirs) > MAX_LIGHTS:
             raise ValueError(f"at most {MAX_LIGHTS} lights are supported, scene has {len(dirs)}")
-        _, u, vao = self._program(len(dirs))
+        _, u, vao = self._program(COVERAGE if coverage_only else len(dirs))
         ctx = self.ctx
         self.fbo.use()
         ctx.viewport = (0, 0, self.width, self.height)
@@ -351,8 +365,8 @@ class _GLResources:
         return RenderedFrame(out, depth, seg)
 
     def coverage(self, scene: Scene, K, T_world_camera, near, far) -> int:
-        """Number of pixels `scene` covers (depth and segmentation only are read back)."""
-        self._draw(scene, K, T_world_camera, near, far)
+        """Number of pixels `scene` covers: an unshaded pass, only depth is read back."""
+        self._draw(scene, K, T_world_camera, near, far, coverage_only=True)
         depth = np.empty(self.width * self.height, np.float32)
         self.fbo.read_into(depth, components=1, attachment=1, dtype="f4")
         return int(np.count_nonzero(depth > 0))
