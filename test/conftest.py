@@ -15,4 +15,4 @@ os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="ros2_pose_test_logs_")
 
 # rclpy fixtures (own Context per test, executor, spin helpers) for every test folder; loaded after
 # the environment above is set.
-pytest_plugins = ["ros_fixtures"]
+pytest_plugins = ["ros_fixtures", "model_fixtures"]

@@ -8,17 +8,12 @@ import pytest
 
 from ros2_pose.benchmarks.dolly import E2E_STAGE, STAGES, benchmark, verdicts
 from ros2_pose.cli.main import main
-from ros2_pose.demo.fixed_output_models import fixed_model_set
 from ros2_pose.samples import sample_bag
 
 
 @pytest.fixture(scope="module")
-def models(pytestconfig, tmp_path_factory):
-    # Reused across test modules and runs through pytest's cache (the export takes seconds).
-    cache = getattr(pytestconfig, "cache", None)
-    root = (cache.mkdir("ros2_pose_fixed_dolly_models") if cache is not None
-            else tmp_path_factory.mktemp("fixed_dolly_models"))
-    return fixed_model_set(root)
+def models(fixed_dolly_models):
+    return fixed_dolly_models
 
 
 def test_stage_and_end_to_end_rows(models):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from ros2_pose.cli.main import main
-from ros2_pose.demo.fixed_output_models import fixed_model_set
 from ros2_pose.samples import sample_bag
 
 # The shipped models the end-to-end test replays (names under models/, or folders).
@@ -25,12 +24,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def models(pytestconfig, tmp_path_factory):
-    # Reused across test modules and runs through pytest's cache (the export takes seconds).
-    cache = getattr(pytestconfig, "cache", None)
-    root = (cache.mkdir("ros2_pose_fixed_dolly_models") if cache is not None
-            else tmp_path_factory.mktemp("fixed_dolly_models"))
-    return fixed_model_set(root)
+def models(fixed_dolly_models):
+    return fixed_dolly_models
 
 
 def test_demo_dolly_prints_frames_table_and_writes_overlays(models, tmp_path, capsys):

@@ -5,7 +5,6 @@ import pytest
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from ros2_pose.demo.fixed_output_models import fixed_model_set
 from ros2_pose.geometry.crop import RoiCrop
 from ros2_pose.nodes.dolly_detector import DollyDetectorNode
 from ros2_pose.ros.image_conversion import from_image_msg, to_image_msg
@@ -17,12 +16,8 @@ EXPECTED_BOX = np.array([161.5, 81.5, 481.5, 401.5])  # what the fixed detector 
 
 
 @pytest.fixture(scope="module")
-def models(pytestconfig, tmp_path_factory):
-    # Reused across test modules and runs through pytest's cache (the export takes seconds).
-    cache = getattr(pytestconfig, "cache", None)
-    root = (cache.mkdir("ros2_pose_fixed_dolly_models") if cache is not None
-            else tmp_path_factory.mktemp("fixed_dolly_models"))
-    return fixed_model_set(root)
+def models(fixed_dolly_models):
+    return fixed_dolly_models
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from ros2_pose.demo.fixed_output_models import fixed_model_set
 from ros2_pose.deploy.runner import create_runner
 from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.transforms import rotation_error_deg
@@ -30,12 +29,8 @@ EXPECTED_BOX = np.array([161.5, 81.5, 481.5, 401.5])
 
 
 @pytest.fixture(scope="module")
-def models(pytestconfig, tmp_path_factory):
-    # Reused across test modules and runs through pytest's cache (the export takes seconds).
-    cache = getattr(pytestconfig, "cache", None)
-    root = (cache.mkdir("ros2_pose_fixed_dolly_models") if cache is not None
-            else tmp_path_factory.mktemp("fixed_dolly_models"))
-    return fixed_model_set(root)
+def models(fixed_dolly_models):
+    return fixed_dolly_models
 
 
 def camera_info(k=K, width=640, height=480, stamp_ns=0, frame_id="camera_optical_frame"):
