@@ -46,3 +46,29 @@ def test_existing_output_and_missing_task_are_reported(tmp_path, capsys, monkeyp
     assert main(["sim", "drone", "--frames", "1", "--out", str(tmp_path / "x")]) == 1
     assert "no_such_module" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_worker_frames_come_back_whole_and_in_order_when_the_shared_slots_wrap():
+    """2 workers have 6 shared-memory slots: 9 frames reuse slots while frames are in flight."""
+    import glob
+
+    from ros2_pose.sim.renderer import Renderer, RendererUnavailableError
+    from ros2_pose.sim.tasks import iter_frames
+
+    try:
+        Renderer(8, 8, "egl").close()
+    except RendererUnavailableError as exc:
+        pytest.skip(f"no EGL here: {exc}")
+    before = set(glob.glob("/dev/shm/psm_*"))
+    options = dict(width=48, height=36, backend="egl")
+    serial = list(iter_frames("dolly", 9, seed=3, start=2, **options))
+    parallel = list(iter_frames("dolly", 9, seed=3, start=2, workers=2, **options))
+    assert [i for i, _ in parallel] == list(range(2, 11))
+    for (_, a), (_, b) in zip(serial, parallel):
+        for field in ("rgb", "depth", "segmentation"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert x.dtype == y.dtype and np.array_equal(x, y), field
+            assert y.flags.writeable and y.flags.owndata  # a copy, not a view of a reused slot
+        assert a.extra["visible_fraction"] == b.extra["visible_fraction"]
+    assert len({f.rgb.tobytes() for _, f in parallel}) == 9
+    assert set(glob.glob("/dev/shm/psm_*")) <= before  # the block is unlinked
