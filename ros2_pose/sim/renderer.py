@@ -219,7 +219,7 @@ def _set_uniform(uniforms: dict, name: str, value) -> None:
 
 
 class _GLResources:
-    """Program, framebuffer, a growing vertex buffer and pooled textures, reused across frames."""
+    """Programs, framebuffer and a growing vertex buffer, reused across frames."""
 
     def __init__(self, ctx, width: int, height: int):
         import moderngl
@@ -236,9 +236,9 @@ class _GLResources:
         self.capacity = 0
         # light count (or COVERAGE) -> [program, {uniform name: uniform}, vertex array on self.vbo or None]
         self.programs: dict[int | str, list] = {}
-        # Textures by (width, height): a frame's textures are written into these instead of being
-        # created and released every frame (creation + release stalls llvmpipe's pipeline).
-        self.texture_pool: dict[tuple[int, int], list] = {}
+        # This frame's textures. Created fresh each frame: rewriting pooled textures that an earlier
+        # frame sampled cost llvmpipe ~4 ms per write (it waits on their last use).
+        self.frame_textures: list = []
 
     def _program(self, light_count: int | str):
         """(program, uniforms, vertex array) for scenes with `light_count` lights (or the COVERAGE
@@ -277,8 +277,11 @@ class _GLResources:
 
     def _textures(self, scene: Scene) -> list:
         """One GL texture per object (None where untextured), uploaded and mipmapped before any
-        draw call of the frame."""
-        used: dict[tuple[int, int], int] = {}
+        draw call of the frame (creating textures between draws stalled llvmpipe ~9 ms each); the
+        previous frame's textures, read back by now, are released first."""
+        for tex in self.frame_textures:
+            tex.release()
+        self.frame_textures = []
         textures = []
         for obj in scene.objects:
             image = obj.material.texture
@@ -286,17 +289,11 @@ class _GLResources:
                 textures.append(None)
                 continue
             size = (image.shape[1], image.shape[0])
-            pool = self.texture_pool.setdefault(size, [])
-            slot = used.get(size, 0)
-            used[size] = slot + 1
-            if slot == len(pool):
-                tex = self.ctx.texture(size, 3, alignment=1)
-                tex.repeat_x = tex.repeat_y = True
-                pool.append(tex)
-            tex = pool[slot]
-            tex.write(image, alignment=1)
+            tex = self.ctx.texture(size, 3, image, alignment=1)
+            tex.repeat_x = tex.repeat_y = True
             # moderngl's default max level (1000) makes llvmpipe spend ~10 ms per texture
             tex.build_mipmaps(0, int(np.log2(max(size))))
+            self.frame_textures.append(tex)
             textures.append(tex)
         return textures
 
@@ -372,10 +369,9 @@ class _GLResources:
         return int(np.count_nonzero(depth > 0))
 
     def release(self) -> None:
-        for pool in self.texture_pool.values():
-            for tex in pool:
-                tex.release()
-        self.texture_pool.clear()
+        for tex in self.frame_textures:
+            tex.release()
+        self.frame_textures = []
         for program, _, vao in self.programs.values():
             for res in (vao, program):
                 if res is not None:
