@@ -72,3 +72,21 @@ def test_worker_frames_come_back_whole_and_in_order_when_the_shared_slots_wrap()
         assert a.extra["visible_fraction"] == b.extra["visible_fraction"]
     assert len({f.rgb.tobytes() for _, f in parallel}) == 9
     assert set(glob.glob("/dev/shm/psm_*")) <= before  # the block is unlinked
+
+
+def test_bench_sim_prints_every_column_for_each_worker_count(capsys):
+    from ros2_pose.sim.renderer import Renderer, RendererUnavailableError
+
+    try:
+        Renderer(8, 8, "egl").close()
+    except RendererUnavailableError as exc:
+        pytest.skip(f"no EGL here: {exc}")
+    assert main(["bench", "sim", "--frames", "2", "--width", "48", "--height", "36", "--workers", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    for column in ("render only", "full pipeline", "CPU/img", "pipeline + bag", "load average"):
+        assert column in out, column
+    rows = [line for line in out.splitlines() if "egl" in line]
+    assert len(rows) == 2
+    for row in rows:
+        numbers = [float(x) for x in row.replace("│", " ").split() if x.replace(".", "").isdigit()]
+        assert len(numbers) == 6 and all(x > 0 for x in numbers[1:]), row
