@@ -16,7 +16,6 @@ def add_arguments(parser):
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--no-bag", action="store_true", help="leave out the rows that write a bag")
 
 
 def _render_only(args_tuple):
@@ -88,21 +87,17 @@ def run(args) -> int:
     load_before = os.getloadavg()
     table = Table(title=f"ros2-pose sim throughput at {args.width}x{args.height} ({args.task} scenes), "
                         f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} at start")
-    columns = ["workers", "render only (img/s)", "full pipeline (img/s)", "CPU/img (ms)"]
-    if not args.no_bag:
-        columns += ["pipeline + bag (img/s)", "CPU/img with bag (ms)"]
-    for column in columns + ["backend"]:
+    for column in ("workers", "render only (img/s)", "full pipeline (img/s)", "CPU/img (ms)",
+                   "pipeline + bag (img/s)", "CPU/img with bag (ms)", "backend"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
         for workers in args.workers:
             render, backend = _render_rate(args.task, args.frames, args.width, args.height, workers)
             pipeline, cpu = _pipeline_rate(args.task, args.frames, args.width, args.height, workers)
-            row = [str(workers), f"{render:.1f}", f"{pipeline:.1f}", f"{cpu:.1f}"]
-            if not args.no_bag:
-                bag_rate, bag_cpu = _pipeline_rate(args.task, args.frames, args.width, args.height, workers,
-                                                   bag_dir=Path(tmp))
-                row += [f"{bag_rate:.1f}", f"{bag_cpu:.1f}"]
-            table.add_row(*row, backend)
+            bag_rate, bag_cpu = _pipeline_rate(args.task, args.frames, args.width, args.height, workers,
+                                               bag_dir=Path(tmp))
+            table.add_row(str(workers), f"{render:.1f}", f"{pipeline:.1f}", f"{cpu:.1f}", f"{bag_rate:.1f}",
+                          f"{bag_cpu:.1f}", backend)
     console = Console()
     if console.width < 150:  # piped or captured output: keep every column on one line
         console = Console(width=150)
