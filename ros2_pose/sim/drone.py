@@ -142,6 +142,9 @@ def random_attitude(rng: np.random.Generator, max_tilt_deg: float = 25.0) -> np.
     return yaw @ tilt
 
 
+MIN_FLIGHT_HEIGHT_M = 0.3  # drone centre above the ground plane z = 0
+
+
 class DroneTask:
     """One or two drones (large and/or small) in flight against sky or indoor backgrounds.
 
@@ -193,7 +196,14 @@ class DroneTask:
             u = rng.uniform(-0.05, 1.05) * self.width
             v = rng.uniform(-0.05, 1.05) * self.height
             ray = np.linalg.solve(camera.K, [u, v, 1.0])
-            position = T_world_camera.apply((ray / np.linalg.norm(ray) * distance)[None])[0]
+            ray_world = T_world_camera.rotation @ (ray / np.linalg.norm(ray))
+            camera_z = T_world_camera.translation[2]
+            if ray_world[2] < 0:
+                # A ray that goes down meets the ground (z = 0, drawn or not): the drone flies at least
+                # MIN_FLIGHT_HEIGHT_M above it, so it is never buried in the ground plane.
+                distance = min(distance, max(0.0, (MIN_FLIGHT_HEIGHT_M - camera_z) / ray_world[2]))
+            position = T_world_camera.translation + ray_world * distance
+            position[2] = max(position[2], MIN_FLIGHT_HEIGHT_M)
             T_world_drone = RigidTransform(random_attitude(rng), position)
             body = random_material(rng, dr, textured=False)
             dark = Material(np.full(3, rng.uniform(0.02, 0.2), np.float32), body.specular, body.shininess)

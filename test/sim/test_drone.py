@@ -71,3 +71,14 @@ def test_drone_frames_label_keypoints_sanely():
             small_boxes.append(max(x1 - x0, y1 - y0))
         assert np.isfinite(f.tracked_pose.translation).all()
     assert min(small_boxes) < 20  # far drones cover only a few pixels
+
+
+def test_drones_always_fly_above_the_ground_plane():
+    from ros2_pose.sim.drone import MIN_FLIGHT_HEIGHT_M
+
+    task = DroneTask(160, 120)
+    heights = []
+    for i in range(200):  # scene building only: cheap, and enough draws to hit downward rays
+        _, _, _, drones = task.build_scene(frame_rng(11, i))
+        heights += [T.translation[2] for _, T in drones]
+    assert min(heights) >= MIN_FLIGHT_HEIGHT_M - 1e-9
