@@ -130,9 +130,14 @@ class TrainingRun:
         import matplotlib.pyplot as plt
 
         columns = [k for k in self.history[0] if k != "epoch"] if self.history else []
-        fig, axes = plt.subplots(1, max(1, len(columns)), figsize=(4 * max(1, len(columns)), 3), squeeze=False)
+        # A grid of at most four panels per row, so the figure stays readable with many curves.
+        ncols = min(4, max(1, len(columns)))
+        nrows = max(1, -(-len(columns) // ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False)
+        for ax in axes.flat[len(columns):]:
+            ax.set_visible(False)
         epochs = [row["epoch"] for row in self.history]
-        for ax, column in zip(axes[0], columns):
+        for ax, column in zip(axes.flat, columns):
             ax.plot(epochs, [row.get(column, float("nan")) for row in self.history], marker=".")
             ax.set_title(column)
             ax.set_xlabel("epoch")
