@@ -47,6 +47,13 @@ def summarise_layer(array: np.ndarray, batch_size: int = 64) -> LayerSummary:
     return LayerSummary(stats, None if total is None else total / array.shape[0], tuple(array.shape))
 
 
+def display_scale(*maps: np.ndarray) -> float:
+    """The value shown at full brightness: the 99.5th percentile, not the max, because a few border
+    pixels (zero padding seen by the convolutions) are far brighter than the rest and would leave
+    every tile black. One scale for all channels, so empty and weak channels look dark, as in FME."""
+    return float(max(np.percentile(m, 99.5) for m in maps))
+
+
 def channel_grid(mean_map: np.ndarray, scale: float, empty: Sequence[int] = (), columns: int | None = None) -> np.ndarray:
     """C x H x W -> one RGB uint8 image of the C maps tiled, values / scale through a colour map."""
     channels, height, width = mean_map.shape
@@ -140,8 +147,14 @@ def write_report(dump: str | Path, out: str | Path, compare: tuple[str, str] | N
                             "empty_channels": empty.tolist(), "statistics": stats.table(), "image": None}
             if summary.mean_map is not None:
                 image = f"{name}__{layer}.png"
-                save_rgb(out / image, channel_grid(summary.mean_map, float(summary.mean_map.max()), empty))
+                save_rgb(out / image, channel_grid(summary.mean_map, display_scale(summary.mean_map), empty))
                 layer_report["image"] = image
+                # One input's maps as well: the mean over many crops blurs the structure a channel
+                # responds to (the dolly's bars, its edges), which a single input shows.
+                first = np.asarray(open_layer(dump, index, name, layer)[0], np.float64)
+                example = f"{name}__{layer}__input0.png"
+                save_rgb(out / example, channel_grid(first, display_scale(first), empty))
+                layer_report["example_image"] = example
             set_report["layers"][layer] = layer_report
             report["findings"].append(
                 f"{len(empty)} of {stats.channels} channels of layer {layer} are empty on this data ({name})"
@@ -171,7 +184,7 @@ def _compare(out: Path, pair: tuple[str, str], summaries, zero_fraction_threshol
                         "relative_mean_change": comparison.relative_mean_change,
                         "image": None, "plot": f"compare__{layer}__means.png"}
         if sa.mean_map is not None and sb.mean_map is not None and sa.mean_map.shape == sb.mean_map.shape:
-            scale = float(max(sa.mean_map.max(), sb.mean_map.max()))
+            scale = display_scale(sa.mean_map, sb.mean_map)
             left = labelled(channel_grid(sa.mean_map, scale, sa.statistics.empty_channels(zero_fraction_threshold, eps)), a)
             right = labelled(channel_grid(sb.mean_map, scale, sb.statistics.empty_channels(zero_fraction_threshold, eps)), b)
             layer_result["image"] = f"compare__{layer}.png"
@@ -243,7 +256,10 @@ def render_html(report: dict) -> str:
                          f"<p>{len(empty)} of {layer_report['channels']} channels of layer {e(layer)} are empty on "
                          f"this data{': channels ' + e(str(empty)) if empty else ''}.</p>")
             if layer_report["image"]:
-                parts.append(f"<img src='{e(layer_report['image'])}' alt='{e(layer)} mean maps'>")
+                parts.append(f"<p>Mean activation per channel over the set, and one input's maps:</p>"
+                             f"<img src='{e(layer_report['image'])}' alt='{e(layer)} mean maps'>")
+            if layer_report.get("example_image"):
+                parts.append(f"<img src='{e(layer_report['example_image'])}' alt='{e(layer)} maps of input 0'>")
             parts.append(f"<details><summary>per-channel statistics</summary>"
                          f"{_stats_table(layer_report['statistics'], set(empty))}</details>")
     parts.append("</body></html>")
