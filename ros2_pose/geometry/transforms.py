@@ -8,6 +8,8 @@ Conventions (docs/DESIGN.md):
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -136,9 +138,14 @@ class RigidTransform:
         matrix[:3, 3] = self.translation
         return matrix
 
-    @property
+    @functools.cached_property
     def quat_xyzw(self) -> np.ndarray:
-        return quat_xyzw_from_matrix(self.rotation)
+        """(x, y, z, w), computed once per transform: a node publishes the same pose as a
+        PoseStamped and as TF, and the conversion (an eigen-decomposition) is most of a message's
+        cost. The rotation was validated at construction; the cached array is read-only."""
+        quat = quat_xyzw_from_matrix(self.rotation)
+        quat.setflags(write=False)
+        return quat
 
     def compose(self, other: "RigidTransform") -> "RigidTransform":
         """``T_a_b.compose(T_b_c) == T_a_c`` (apply ``other`` first, then ``self``)."""
