@@ -32,7 +32,12 @@ def register(parser: argparse.ArgumentParser) -> None:
                        help="detector: shipped model name or model folder (default dolly_detector)")
     dolly.add_argument("--model", default="dolly_pose_half",
                        help="pose network: shipped model name or model folder (default dolly_pose_half)")
-    dolly.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1.0, recorded timing)")
+    dolly.add_argument("--rate", type=float, default=1.0,
+                       help="playback speed with --realtime (default 1.0, recorded timing)")
+    dolly.add_argument("--realtime", action="store_true",
+                       help="play at the recorded timing x --rate, as a camera would (frames the node cannot "
+                            "keep up with are dropped); default: each image waits until the node has handled "
+                            "the previous one, so every frame is processed")
     dolly.add_argument("--score-threshold", type=float, default=None,
                        help="override the node's score_threshold (default: config/dolly_pose.yaml)")
     dolly.add_argument("--sheet-frames", type=int, default=6, help="frames on the contact sheet (default 6)")
@@ -100,6 +105,7 @@ def run_dolly(args: argparse.Namespace) -> int:
     params = {} if args.score_threshold is None else {"score_threshold": float(args.score_threshold)}
     try:
         result = replay_dolly_bag(args.bag, args.detector, args.model, backend=args.backend, rate=args.rate,
+                                  lockstep=not args.realtime,
                                   node_parameters=params,
                                   on_frame=lambda i, f: print(frame_line(i, f), flush=True),
                                   log=lambda text: print(f"ros2-pose demo: {text}", file=sys.stderr))

@@ -229,9 +229,13 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def replay_dolly_bag(bag: str | Path, detector: str = DEFAULT_DETECTOR, pose_model: str = DEFAULT_POSE_MODEL,
                      backend: str = "onnxruntime", rate: float = 1.0, node_parameters: dict | None = None,
                      keep_images: bool = True, on_frame: Callable[[int, ReplayFrame], None] | None = None,
-                     log: Callable[[str], None] = print) -> ReplayResult:
-    """Play `bag` (image, camera_info and, when present, ground truth) at `rate` x its recorded
-    timing through the dolly graph; `on_frame(index, frame)` is called in stamp order as answers come.
+                     log: Callable[[str], None] = print, lockstep: bool = True) -> ReplayResult:
+    """Play `bag` (image, camera_info and, when present, ground truth) through the dolly graph;
+    `on_frame(index, frame)` is called in stamp order as answers come.
+
+    lockstep=True (the demo's default) publishes the next message only once the node has handled
+    the last image, so every frame is processed however slow the machine is and the result does not
+    depend on the CPU's load; lockstep=False plays at `rate` x the recorded timing, as a camera would.
 
     Raises MissingModelError for missing models, FileNotFoundError / BagError for a bad bag,
     GraphStartError when the node cannot start (e.g. a backend that is not installed)."""
@@ -279,16 +283,29 @@ def replay_dolly_bag(bag: str | Path, detector: str = DEFAULT_DETECTOR, pose_mod
                 reported += 1
 
         images_published = 0
+
+        def handled_images() -> int:
+            stats = node.stats.snapshot()
+            return stats.frames_processed + stats.frames_dropped
+
         while True:
             wait = player.seconds_until_next()
             if wait is None:
                 break
-            if wait > 0:
+            if wait > 0 and not lockstep:
                 time.sleep(min(wait, 0.02))
                 report_complete()
                 continue
             message = player.step()
-            images_published += message is not None and message.topic == IMAGE_TOPIC
+            if message is not None and message.topic == IMAGE_TOPIC:
+                images_published += 1
+                if lockstep:
+                    # An image lost in transport is never handled: give up on it after the timeout
+                    # (it shows as unanswered) rather than stall the replay.
+                    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+                    while handled_images() < images_published and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                    report_complete()
 
         def settled() -> bool:
             # Every image answered, or the node has handled (processed, dropped or failed) as many

@@ -70,7 +70,7 @@ class DepthEgoMotionNode(LifecycleNodeBase):
         self.pipeline = None
 
     def on_image(self, msg: Image, image):
-        camera = self.camera_for(image)
+        camera = self.camera_for(image, msg.header)
         result = self.pipeline.process(image, camera, stamp_to_ns(msg.header.stamp))
         if result.reset_reason is not None:
             self.get_logger().warning(f"odometry reset: {result.reset_reason}")

@@ -75,7 +75,7 @@ class DollyPoseNode(LifecycleNodeBase):
         self.pipeline = None
 
     def on_image(self, msg: Image, image):
-        camera = self.camera_for(image)
+        camera = self.camera_for(image, msg.header)
         result = self.pipeline.process(image, camera)
         self.outcomes[result.status] += 1
         self.recent_outcomes.append(result.status)

@@ -124,7 +124,7 @@ class DronePoseNode(LifecycleNodeBase):
             self.process_safely(self.on_image)(msg_image, image)
 
     def on_image(self, msg: Image, image):
-        camera = self.camera_for(image)
+        camera = self.camera_for(image, msg.header)
         detections = None
         if self.config["use_detections"]:
             detections = self.detections.pop(stamp_to_ns(msg.header), None)

@@ -72,6 +72,10 @@ from ros2_pose.ros.params import ParameterFileError, coerce_to_default_type, nod
 from ros2_pose.ros.qos import reliable_qos, sensor_data_qos
 
 
+# camera_info messages kept by stamp for pairing with images (about a second of a 30 Hz camera).
+CAMERA_INFO_HISTORY = 30
+
+
 class DropFrame(Exception):
     """Raised by a callback to skip this input without counting an error (e.g. no camera_info yet)."""
 
@@ -283,24 +287,38 @@ class LifecycleNodeBase(LifecycleNode):
         return subscription
 
     def create_camera_info_subscription(self, topic: str = "camera_info"):
-        """Keeps `self.camera` (a CameraModel) from camera_info, subscribed with best-effort
+        """Keeps the camera (a CameraModel) from camera_info, subscribed with best-effort
         (sensor-data) QoS, which matches both reliable and best-effort camera drivers (a reliable
         subscription never hears a best-effort publisher). Zero/NaN intrinsics raise
         InvalidIntrinsicsError: logged and counted as an error, the node keeps running. A side input:
-        not counted in the frame rate."""
+        not counted in the frame rate. The last few are kept by stamp, so an image is paired with the
+        camera_info of its own stamp when intrinsics change per frame (zoom, simulated data)."""
+        from collections import OrderedDict
+
         from sensor_msgs.msg import CameraInfo
 
         from ros2_pose.geometry.camera import CameraModel
+        from ros2_pose.ros.message_builders import stamp_to_ns
 
         self.camera = None
+        self._cameras_by_stamp: OrderedDict[int, CameraModel] = OrderedDict()
 
         def store(msg: CameraInfo) -> None:
             self.camera = CameraModel.from_camera_info(msg)
+            self._cameras_by_stamp[stamp_to_ns(msg.header.stamp)] = self.camera
+            while len(self._cameras_by_stamp) > CAMERA_INFO_HISTORY:
+                self._cameras_by_stamp.popitem(last=False)
         return self.create_input_subscription(CameraInfo, topic, store, sensor_data_qos(), counts_as_frame=False)
 
-    def camera_for(self, image):
-        """The camera of this image: DropFrame before any camera_info, ValueError on a size mismatch."""
+    def camera_for(self, image, header=None):
+        """The camera of this image: the camera_info with the image's stamp when one has arrived,
+        else the latest (a camera with fixed intrinsics). DropFrame before any camera_info,
+        ValueError on a size mismatch."""
         camera = getattr(self, "camera", None)
+        if header is not None and getattr(self, "_cameras_by_stamp", None):
+            from ros2_pose.ros.message_builders import stamp_to_ns
+
+            camera = self._cameras_by_stamp.get(stamp_to_ns(header.stamp), camera)
         if camera is None:
             raise DropFrame("no camera_info received yet")
         if (camera.width, camera.height) != (image.shape[1], image.shape[0]):

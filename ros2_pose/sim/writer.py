@@ -72,9 +72,11 @@ class SimBagWriter:
                 [bm.transform_stamped_msg(T_LINK_OPTICAL, CAMERA_LINK, OPTICAL_FRAME, stamp)]), stamp)
             self._static_written = True
         cam = frame.camera
-        bag.write(TOPIC_IMAGE, bm.image_msg(frame.rgb, "rgb8", stamp, OPTICAL_FRAME), stamp)
+        # camera_info before its image: a replay then delivers the intrinsics of a frame before the
+        # frame itself (every simulated frame has its own camera).
         bag.write(TOPIC_CAMERA_INFO, bm.camera_info_msg(cam.K, cam.D, cam.width, cam.height, stamp, OPTICAL_FRAME),
                   stamp)
+        bag.write(TOPIC_IMAGE, bm.image_msg(frame.rgb, "rgb8", stamp, OPTICAL_FRAME), stamp)
         if self.dense:
             bag.write(TOPIC_DEPTH, bm.image_msg(frame.depth.astype(np.float32), "32FC1", stamp, OPTICAL_FRAME), stamp)
             bag.write(TOPIC_SEGMENTATION, bm.image_msg(frame.segmentation.astype(np.uint16), "16UC1", stamp,
