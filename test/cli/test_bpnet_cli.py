@@ -7,7 +7,9 @@ import yaml
 
 from ros2_pose.cli import bpnet
 from ros2_pose.sim.coco_export import CocoWriter, PersonRecord
-from ros2_pose.sim.skeleton import COCO_KEYPOINTS, COCO_SKELETON
+from ros2_pose.sim.skeleton import COCO_SKELETON
+
+from body_specs import write_coco_spec
 
 
 def call(*argv):
@@ -28,19 +30,7 @@ def make_coco(root):
             for a, b in COCO_SKELETON:
                 cv2.line(rgb, tuple(int(v) for v in kp[a - 1, :2]), tuple(int(v) for v in kp[b - 1, :2]), (200, 160, 90), 2)
             writer.add(rgb, [PersonRecord(1, (16 + 3 * k, 4, 40 + 3 * k, 60), kp)])
-    spec = {
-        "dataset": "coco", "root_directory_path": "coco",
-        "train_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
-                       "annotation_root_dir_path": "annotations/person_keypoints.json"},
-        "test_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
-                      "annotation_root_dir_path": "annotations/person_keypoints.json"},
-        "categories": [{"name": "person", "keypoints": list(COCO_KEYPOINTS), "skeleton": [list(p) for p in COCO_SKELETON]}],
-        "visibility_flags": {"value": {"visible": 2, "occluded": 1, "not_labeled": 0},
-                             "mapping": {"visible": "visible", "occluded": "occluded", "not_labeled": "not_labeled"}},
-        "data_filtering_params": {"min_acceptable_height": 16, "min_acceptable_width": 8, "min_acceptable_kpts": 5},
-    }
-    (root / "spec.json").write_text(json.dumps(spec))
-    return root / "spec.json"
+    return write_coco_spec(root)
 
 
 def test_bpnet_workflow_convert_train_prune_export_infer_evaluate(tmp_path, capsys):

@@ -7,7 +7,9 @@ import pytest
 from ros2_pose.data.body_dataset import DatasetSpecError, convert_body_dataset, load_dataset_spec
 from ros2_pose.data.dataset import ArrayDataset
 from ros2_pose.sim.coco_export import CocoWriter, PersonRecord
-from ros2_pose.sim.skeleton import COCO_KEYPOINTS, COCO_SKELETON
+from ros2_pose.sim.skeleton import COCO_SKELETON
+
+from body_specs import write_coco_spec
 
 
 def _person_keypoints(cx, top, height, visibility=2):
@@ -37,24 +39,10 @@ def write_coco(root, with_occluded_flag=1):
 
 
 def write_spec(root, **overrides):
-    spec = {
-        "dataset": "coco", "root_directory_path": "coco",
-        "train_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
-                       "annotation_root_dir_path": "annotations/person_keypoints.json"},
-        "test_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
-                      "annotation_root_dir_path": "annotations/person_keypoints.json"},
-        "duplicate_data_with_each_person_as_center": True,
-        "categories": [{"supercategory": "person", "id": 1, "name": "person", "num_joints": 17,
-                        "keypoints": list(COCO_KEYPOINTS), "skeleton": [list(p) for p in COCO_SKELETON]}],
-        "visibility_flags": {"value": {"visible": 2, "occluded": 1, "not_labeled": 0},
-                             "mapping": {"visible": "visible", "occluded": "occluded", "not_labeled": "not_labeled"}},
-        "data_filtering_params": {"min_acceptable_height": 32, "min_acceptable_width": 16,
-                                  "min_acceptable_kpts": 5, "min_acceptable_interperson_dist_ratio": 0.3},
-    }
-    spec.update(overrides)
-    path = root / "spec.json"
-    path.write_text(json.dumps(spec))
-    return path
+    filtering = {"min_acceptable_height": 32, "min_acceptable_width": 16, "min_acceptable_kpts": 5,
+                 "min_acceptable_interperson_dist_ratio": 0.3}
+    return write_coco_spec(root, **{"duplicate_data_with_each_person_as_center": True,
+                                    "data_filtering_params": filtering, **overrides})
 
 
 def test_convert_duplicates_each_person_as_centre_and_keeps_unlabelled_masks(tmp_path):

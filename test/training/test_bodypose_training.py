@@ -1,5 +1,4 @@
 import csv
-import json
 
 import cv2
 import numpy as np
@@ -9,9 +8,11 @@ import torch
 from ros2_pose.data.body_dataset import convert_body_dataset, load_dataset_spec
 from ros2_pose.models.bodypose import BodyPoseNet
 from ros2_pose.sim.coco_export import CocoWriter, PersonRecord
-from ros2_pose.sim.skeleton import COCO_KEYPOINTS, COCO_SKELETON
+from ros2_pose.sim.skeleton import COCO_SKELETON
 from ros2_pose.training.bodypose import (bodypose_loss, merge_defaults, soft_start_annealing_lr,
                                          train_bodypose)
+
+from body_specs import write_coco_spec
 
 
 def make_dataset(root, images=4):
@@ -27,18 +28,7 @@ def make_dataset(root, images=4):
             for a, b in COCO_SKELETON:
                 cv2.line(rgb, tuple(int(v) for v in kp[a - 1, :2]), tuple(int(v) for v in kp[b - 1, :2]), (220, 180, 90), 2)
             writer.add(rgb, [PersonRecord(1, (cx - 12, 4, cx + 12, 60), kp)])
-    spec = {
-        "dataset": "coco", "root_directory_path": "coco",
-        "train_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
-                       "annotation_root_dir_path": "annotations/person_keypoints.json"},
-        "test_data": {"images_root_dir_path": "images", "mask_root_dir_path": "masks",
-                      "annotation_root_dir_path": "annotations/person_keypoints.json"},
-        "categories": [{"name": "person", "keypoints": list(COCO_KEYPOINTS), "skeleton": [list(p) for p in COCO_SKELETON]}],
-        "visibility_flags": {"value": {"visible": 2, "occluded": 1, "not_labeled": 0},
-                             "mapping": {"visible": "visible", "occluded": "occluded", "not_labeled": "not_labeled"}},
-        "data_filtering_params": {"min_acceptable_height": 16, "min_acceptable_width": 8, "min_acceptable_kpts": 5},
-    }
-    (root / "spec.json").write_text(json.dumps(spec))
+    write_coco_spec(root)
     convert_body_dataset(load_dataset_spec(root / "spec.json"), root / "data", val_fraction=0.0)
     return root / "data"
 
