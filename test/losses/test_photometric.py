@@ -11,13 +11,7 @@ from ros2_pose.models.depth_egomotion import disparity_to_depth
 W, H = 96, 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # OpenMP's second thread spins against the other processes of the shared 2-core machines.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _noise_image(seed, shape=(1, 3, 24, 32)):

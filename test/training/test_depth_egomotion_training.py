@@ -13,14 +13,7 @@ W, H = 64, 48
 TINY = [8, 16, 24, 32]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On the shared 2-core machines OpenMP's second thread spins against other processes and makes
-    # these tiny steps ~10x slower; one thread keeps the module to a few seconds.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
