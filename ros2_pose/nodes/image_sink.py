@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from ros2_pose.ros.image_conversion import from_image_msg
+from ros2_pose.ros.node_base import make_node_main
 from ros2_pose.ros.qos import reliable_qos, sensor_data_qos
 
 QOS_CHOICES = {"reliable": reliable_qos, "sensor": sensor_data_qos}
@@ -89,6 +89,10 @@ class ImageSink(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def release(self) -> None:
+        """At shutdown (run_node): the final report."""
+        self.write_report()
+
     def _release(self) -> None:
         if self.subscription is not None:
             self.destroy_subscription(self.subscription)
@@ -135,18 +139,9 @@ class ImageSink(LifecycleNode):
 NODE_CLASS = ImageSink
 
 
-def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ImageSink()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.write_report()
-        node.destroy_node()
-        rclpy.try_shutdown()
+# run_node: clean stop on SIGINT/SIGTERM (also when the signal lands mid-spin), release, shutdown.
+main = make_node_main(ImageSink)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,18 +17,18 @@ The header stamp is taken just before `publish`, after the message is built, so 
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from ros2_pose.ros.image_conversion import to_image_msg
+from ros2_pose.ros.node_base import make_node_main
 from ros2_pose.ros.qos import reliable_qos, sensor_data_qos
 
 DISCOVERY_SETTLE_S = 0.5
@@ -119,17 +119,9 @@ class ImageSource(Node):
 NODE_CLASS = ImageSource
 
 
-def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ImageSource()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+# run_node: clean stop on SIGINT/SIGTERM (also when the signal lands mid-spin), release, shutdown.
+main = make_node_main(ImageSource)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

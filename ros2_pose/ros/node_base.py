@@ -391,15 +391,16 @@ class LifecycleNodeBase(LifecycleNode):
         self._diagnostics_publisher.publish(message)
 
 
-def run_node(node_cls: type[LifecycleNodeBase], args: list[str] | None = None, **node_kwargs) -> int:
-    """Runs one node until Ctrl-C / SIGTERM / external shutdown (see module docstring)."""
+def run_node(node_cls: type, args: list[str] | None = None, **node_kwargs) -> int:
+    """Runs one node until Ctrl-C / SIGTERM / external shutdown (see module docstring). Any rclpy
+    node class works; its `release()`, where it has one, runs before the node is destroyed."""
     rclpy.init(args=args)  # installs rclpy's SIGINT and SIGTERM handlers: they shut the context down
     node = None
     try:
         try:
             node = node_cls(**node_kwargs)
         except Exception as exc:  # a clear reason instead of a traceback (bad config, missing model)
-            rclpy.logging.get_logger(node_cls.NODE_NAME or node_cls.__name__).fatal(
+            rclpy.logging.get_logger(getattr(node_cls, "NODE_NAME", None) or node_cls.__name__).fatal(
                 f"cannot start {node_cls.__name__}: {type(exc).__name__}: {exc}")
             return 1
         executor = SingleThreadedExecutor()
@@ -415,13 +416,14 @@ def run_node(node_cls: type[LifecycleNodeBase], args: list[str] | None = None, *
             raise
     finally:
         if node is not None:
-            node.release()
+            if hasattr(node, "release"):
+                node.release()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
 
-def make_node_main(node_cls: type[LifecycleNodeBase]) -> Callable[[list[str] | None], int]:
+def make_node_main(node_cls: type) -> Callable[[list[str] | None], int]:
     """`main(args=None) -> int` for a console script (setup.py runs `sys.exit(main())`)."""
     def main(args: list[str] | None = None) -> int:
         return run_node(node_cls, args)
