@@ -43,6 +43,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     dolly.add_argument("--crops-per-frame", type=int, default=1)
     dolly.add_argument("--box-jitter", type=float, default=0.0, help="box centre/size jitter, x box size")
     dolly.add_argument("--object-index", type=int, default=None, help="dolly's object index in /camera/segmentation")
+    dolly.add_argument("--masks", choices=("auto", "segmentation", "projected"), default="auto",
+                       help="masks and boxes from /camera/segmentation, or rendered from the ground-truth pose "
+                            "(robot bags without segmentation); auto: segmentation where the bag has it")
     images = build.add_argument_group("drone / motion")
     images.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                         help="resized image size (default drone 256 192, motion 128 96)")

@@ -155,3 +155,48 @@ def test_people_builds_a_coco_folder_and_checks_topics(tmp_path, bag):
     assert len(data["images"]) == 2 and len(data["annotations"]) == 2
     with pytest.raises(MissingTopicError, match="skeletons"):
         people.build([bag[0]], tmp_path / "coco2")
+
+
+@pytest.fixture(scope="module")
+def sim_dolly_bags(tmp_path_factory):
+    """The same six simulated frames twice: with /camera/segmentation (sim) and without (robot-like)."""
+    from ros2_pose.sim.writer import render_bag
+
+    root = tmp_path_factory.mktemp("sim_dolly")
+    dense = render_bag("dolly", 6, root / "dense", seed=5, progress=False, width=160, height=120)
+    sparse = render_bag("dolly", 6, root / "sparse", seed=5, progress=False, width=160, height=120, dense=False)
+    return dense, sparse
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def test_dolly_masks_projected_from_the_pose_match_the_rendered_segmentation(sim_dolly_bags, tmp_path):
+    """A bag without segmentation (a robot's) gets masks rendered from the ground-truth pose. On
+    frames nothing else hides the dolly in, they equal the simulator's own masks."""
+    dense, sparse = sim_dolly_bags
+    with pytest.raises(MissingTopicError, match="/camera/segmentation"):
+        dolly.build([sparse], tmp_path / "refused", dolly=dolly.DollyOptions(masks="segmentation"))
+    real = dolly.build([dense], tmp_path / "real")
+    projected = dolly.build([sparse], tmp_path / "projected")
+    assert real.manifest["mask_sources"] == {"segmentation": 6, "projected": 0}
+    assert projected.manifest["mask_sources"] == {"segmentation": 0, "projected": 6}
+    # forced projection on the dense bag ignores its segmentation
+    forced = dolly.build([dense], tmp_path / "forced", dolly=dolly.DollyOptions(masks="projected"))
+    assert forced.manifest["mask_sources"] == {"segmentation": 0, "projected": 6}
+    a, b = ArrayDataset(tmp_path / "real", "all"), ArrayDataset(tmp_path / "projected", "all")
+    unoccluded = 0
+    for i in range(len(a)):
+        ra, rb = a[i], b[i]
+        assert ra["pose_valid"] and rb["pose_valid"] and ra["det_valid"] and rb["det_valid"]
+        assert np.array_equal(ra["crop"], rb["crop"])  # same box (the bag's detections), same pixels
+        real_mask, projected_mask = ra["mask"] > 0, rb["mask"] > 0
+        # Clutter or a load can only hide pixels: the sim's mask lies inside the projected one...
+        assert not np.any(real_mask & ~projected_mask)
+        # ... and where nothing hides the dolly, they are the same mask.
+        if _iou(real_mask, projected_mask) > 0.99:
+            unoccluded += 1
+            assert np.allclose(ra["det_box"], rb["det_box"], atol=1.0 / 160)
+    assert unoccluded >= 3

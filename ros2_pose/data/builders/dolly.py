@@ -16,6 +16,14 @@ Field names are the contract with the dolly model (models/dolly_pose.py):
   pose_valid (N,) bool          crop, mask and pose fields are meaningful (zero otherwise)
   stamp_ns (N,) i64, frame_index (N,) i32, sequence (N,) i32
 A frame yields `crops_per_frame` rows (each with its own box jitter).
+
+Masks and the visible box come from /camera/segmentation when the bag has it (our simulator's bags).
+A robot's bag has no segmentation, only a ground-truth pose of the dolly (TF from motion capture or
+fiducials, or a pose topic): then `masks="projected"` (what "auto" falls back to) renders the
+dolly model at that pose with the frame's intrinsics, alone. Such masks and boxes know self-occlusion
+(wheels in front of the frame) and truncation at the image border, not occlusion by other objects; the
+manifest counts which source each row used (`mask_sources`). The images are assumed rectified (the
+renderer is a pinhole camera, without the CameraInfo's distortion).
 """
 from __future__ import annotations
 
@@ -32,6 +40,8 @@ from ros2_pose.data.builders.frames import (BuildOptions, BuildResult, Frame, Fr
 from ros2_pose.data.dataset import DatasetWriter, FieldSpec
 from ros2_pose.geometry.crop import RoiCrop
 
+MASK_SOURCES = ("auto", "segmentation", "projected")
+
 DET_SIZE, CROP_SIZE, MASK_SIZE = 160, 128, 64
 FRAME_PART, WHEEL_PART = 0, 1
 PARTS_PER_OBJECT = 256
@@ -43,6 +53,7 @@ class DollyOptions:
     box_jitter: float = 0.0        # max shift of the box centre and change of its size, x box size
     object_index: int | None = None  # dolly's object index in /camera/segmentation (None: detections' instance_id, else 1)
     seed: int = 0
+    masks: str = "auto"            # one of MASK_SOURCES (see the module docstring)
 
 
 def fields() -> dict[str, FieldSpec]:
@@ -73,6 +84,35 @@ def full_projected_box(camera, T_camera_dolly: np.ndarray) -> np.ndarray | None:
     return np.concatenate([pixels.min(axis=0), pixels.max(axis=0)])
 
 
+class ProjectedSegmentation:
+    """Segmentation of the dolly model alone at a known pose, in the /camera/segmentation encoding
+    (object 1: 256 = frame, 257 = wheels). One renderer per image size, made on first use."""
+
+    def __init__(self):
+        self._renderers = {}
+        self._scene = None
+
+    def __call__(self, camera, T_camera_dolly: np.ndarray, width: int, height: int) -> np.ndarray:
+        from ros2_pose.geometry.transforms import RigidTransform
+        from ros2_pose.sim.dolly import DollyGeometry, dolly_meshes
+        from ros2_pose.sim.renderer import Renderer
+        from ros2_pose.sim.scene import Scene, SceneObject, segment_id
+
+        if self._scene is None:
+            self._scene = Scene([SceneObject(f"dolly/{part}", mesh, RigidTransform.identity(), segment_id=segment_id(1, part))
+                                 for part, mesh in dolly_meshes(DollyGeometry()).items()])
+        renderer = self._renderers.get((width, height))
+        if renderer is None:
+            renderer = self._renderers[(width, height)] = Renderer(width, height)
+        T_dolly_camera = RigidTransform.from_matrix(np.linalg.inv(T_camera_dolly))
+        return renderer.render(self._scene, camera, T_dolly_camera).segmentation
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+
+
 def mask_box(mask: np.ndarray) -> np.ndarray | None:
     """Pixel-edge box (x_min, y_min, x_max, y_max) of a boolean mask, None if empty."""
     ys, xs = np.nonzero(mask)
@@ -101,13 +141,22 @@ def _detection_of(frame: Frame, class_id: str):
     return None
 
 
-def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.random.Generator) -> list[dict]:
-    """The `crops_per_frame` rows of one frame."""
+def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.random.Generator,
+                  project: ProjectedSegmentation | None = None) -> list[dict]:
+    """The `crops_per_frame` rows of one frame. `project` renders the segmentation from the pose
+    when the frame has none (or masks are "projected")."""
     image, seg = frame.image, frame.segmentation
     height, width = image.shape[:2]
+    T = frame.plan.T_camera_object
+    pose_ok = bool(T is not None and np.all(np.isfinite(T)) and T[2, 3] > 0)
     detection = _detection_of(frame, class_id)
     object_index = options.object_index
-    if object_index is None:
+    if options.masks == "projected" or seg is None:
+        if project is None:
+            raise ValueError("frame has no segmentation and no projector was given")
+        seg = project(frame.camera, T, width, height) if pose_ok else np.zeros((height, width), np.uint16)
+        object_index = 1
+    elif object_index is None:
         object_index = detection.instance_id if detection is not None and detection.instance_id >= 1 else 1
     objects = seg // PARTS_PER_OBJECT
     visible = objects == object_index
@@ -123,12 +172,10 @@ def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.ra
     if visible_box is not None:
         corners = letterbox.image_to_crop(visible_box.reshape(2, 2))
         det["det_box"] = np.clip((corners.reshape(4) + 0.5) / DET_SIZE, 0.0, 1.0).astype(np.float32)
-    T = frame.plan.T_camera_object
     common = {"K": frame.K.astype(np.float32), "stamp_ns": frame.stamp_ns,
               "frame_index": frame.plan.ordinal, "sequence": frame.plan.sequence,
               "rotation": T[:3, :3].astype(np.float32), "translation": T[:3, 3].astype(np.float32),
               "distance": np.float32(np.linalg.norm(T[:3, 3]))}
-    pose_ok = bool(np.all(np.isfinite(T)) and T[2, 3] > 0)
     rows = []
     for _ in range(options.crops_per_frame):
         row = {**det, **common}
@@ -159,17 +206,31 @@ def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | N
         raise ValueError(f"crops_per_frame must be >= 1, got {dolly.crops_per_frame}")
     if not 0 <= dolly.box_jitter < 0.5:
         raise ValueError(f"box_jitter must be in [0, 0.5), got {dolly.box_jitter}")
-    plan = FramePlan.scan(bags, streams=("segmentation",), options=options, optional=("detections",))
+    if dolly.masks not in MASK_SOURCES:
+        raise ValueError(f"masks must be one of {MASK_SOURCES}, got {dolly.masks!r}")
+    if options.gt_source == "none":
+        raise ValueError("the dolly dataset needs the dolly's ground-truth pose (gt_source 'tf' or 'topic')")
+    required = ("segmentation",) if dolly.masks == "segmentation" else ()
+    optional = ("detections",) + (("segmentation",) if dolly.masks == "auto" else ())
+    plan = FramePlan.scan(bags, streams=required, options=options, optional=optional)
     writer = DatasetWriter(out, "dolly", fields(), count=len(plan.frames) * dolly.crops_per_frame)
     rng = np.random.default_rng(dolly.seed)
     groups, sequences = [], []
-    for frame in plan.decoded_frames():
-        for j, row in enumerate(frame_samples(frame, dolly, options.object_frame, rng)):
-            writer.write(frame.plan.ordinal * dolly.crops_per_frame + j, row)
+    project = ProjectedSegmentation()
+    mask_sources = {"segmentation": 0, "projected": 0}
+    try:
+        for frame in plan.decoded_frames():
+            source = "segmentation" if frame.segmentation is not None and dolly.masks != "projected" else "projected"
+            mask_sources[source] += dolly.crops_per_frame
+            for j, row in enumerate(frame_samples(frame, dolly, options.object_frame, rng, project)):
+                writer.write(frame.plan.ordinal * dolly.crops_per_frame + j, row)
+    finally:
+        project.close()
     for f in plan.frames:
         groups += [f.ordinal] * dolly.crops_per_frame
         sequences += [f.sequence] * dolly.crops_per_frame
-    return finish_dataset(writer, plan, split, {"task": vars(dolly)}, groups, sequences, started)
+    return finish_dataset(writer, plan, split, {"task": vars(dolly)}, groups, sequences, started,
+                          extra={"mask_sources": mask_sources})
 
 
 DEFAULT_OBJECT_FRAME = "dolly"
@@ -179,4 +240,4 @@ def build_from_args(args, options: BuildOptions, split: SplitOptions) -> BuildRe
     """`ros2-pose dataset build dolly ...`"""
     return build(args.bags, args.out, options,
                  DollyOptions(crops_per_frame=args.crops_per_frame, box_jitter=args.box_jitter,
-                              object_index=args.object_index, seed=args.seed), split)
+                              object_index=args.object_index, seed=args.seed, masks=args.masks), split)
