@@ -99,6 +99,13 @@ def run_build(args) -> int:
     manifest = result.manifest
     print(f"{args.task} dataset: {result.count} samples from {len(result.plan.frames)} frames -> {result.folder}")
     print(f"splits: {manifest['splits']}")
+    empty = [name for name, fraction in zip(("train", "val", "test"), args.split)
+             if fraction > 0 and not manifest["splits"].get(name)]
+    if empty:
+        # Training refuses an empty train/val split later; say so now, with the way out.
+        print(f"warning: split(s) {empty} got no sample although their fraction is > 0: too few frames "
+              f"for the split blocks; pass a smaller --split-block (frames per block) or more frames",
+              file=sys.stderr)
     sync = manifest["sync"]
     for name, counts in sync.get("streams", {}).items():
         print(f"  {name:>16}: {counts['matched']}/{counts['total']} matched, {counts['unmatched']} unmatched")
