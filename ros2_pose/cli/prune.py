@@ -80,7 +80,8 @@ def run(args) -> int:
     (out / "prune_report.json").write_text(json.dumps(report, indent=1))
     (out / "retrain.yaml").write_text(
         f"# ros2-pose train dolly --config {out / 'retrain.yaml'} --data DATASET --out RUN\n"
-        + yaml.safe_dump({"model": retrain_model_section(result.kwargs)}, sort_keys=False))
+        + "# init_from: this folder - the pruned network's widths and kept weights are the starting point\n"
+        + yaml.safe_dump({"init_from": ".", "model": retrain_model_section(result.kwargs)}, sort_keys=False))
     before, after = report["parameters_before"], report["parameters_after"]
     print(f"widths {report['widths_before']} -> {report['widths_after']} ({args.criterion}, threshold {threshold:g}); "
           f"parameters {before} -> {after} ({after / before:.1%})")

@@ -7,11 +7,27 @@ module into the package registers it.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import pkgutil
+import sys
 
 
-def register_targets(parser: argparse.ArgumentParser, package: str, metavar: str = "<target>") -> None:
+def _reporting(run, verb: str, errors: tuple[type[BaseException], ...]):
+    """`run`, with the expected user errors (bad config, missing files) turned into one line on
+    stderr and exit code 2 instead of a traceback."""
+    @functools.wraps(run)
+    def wrapped(args) -> int:
+        try:
+            return run(args)
+        except errors as exc:
+            print(f"{verb} {args.target} failed: {exc}", file=sys.stderr)
+            return 2
+    return wrapped
+
+
+def register_targets(parser: argparse.ArgumentParser, package: str, metavar: str = "<target>",
+                     errors: tuple[type[BaseException], ...] = ()) -> None:
     pkg = importlib.import_module(package)
     sub = parser.add_subparsers(dest="target", metavar=metavar, required=True)
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
@@ -24,4 +40,4 @@ def register_targets(parser: argparse.ArgumentParser, package: str, metavar: str
         target = sub.add_parser(info.name, help=help_text, description=module.__doc__)
         if hasattr(module, "add_arguments"):
             module.add_arguments(target)
-        target.set_defaults(func=module.run)
+        target.set_defaults(func=_reporting(module.run, parser.prog.split()[-1], errors) if errors else module.run)

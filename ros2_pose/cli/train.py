@@ -3,4 +3,9 @@ from ros2_pose.cli.targets import register_targets
 
 
 def register(parser):
-    register_targets(parser, "ros2_pose.training.tasks", metavar="<task>")
+    from ros2_pose.data.dataset import DatasetError
+    from ros2_pose.deploy.model_spec import ModelConfigError
+    from ros2_pose.training.run import ConfigError
+
+    register_targets(parser, "ros2_pose.training.tasks", metavar="<task>",
+                     errors=(ConfigError, DatasetError, ModelConfigError, FileNotFoundError))

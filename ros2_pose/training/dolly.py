@@ -16,6 +16,7 @@ from ros2_pose.geometry.transforms import matrix_from_rotation_6d_torch, rotatio
 from ros2_pose.codecs.center_heatmap import decode_best_box, encode_targets
 from ros2_pose.models.center_detector import CenterDetector, focal_loss
 from ros2_pose.training.loop import fit
+from ros2_pose.training.run import initial_model
 from ros2_pose.codecs.dolly_pose import (CROP_SIZE, MASK_SIZE, allocentric_from_camera_rotation,
                                          camera_rotation_from_allocentric, center_crop_target,
                                          depth_ratio_target, translation_from_prediction)
@@ -129,7 +130,7 @@ def train_pose_network(train: dict[str, np.ndarray], val: dict[str, np.ndarray],
                        run, resume_state: dict | None = None,
                        progress: Callable[[str], None] = print) -> DollyPoseNet:
     """Train (or continue) the pose network; `run` is a ros2_pose.training.run.TrainingRun."""
-    model = DollyPoseNet(**config["model"])
+    model = initial_model(config, DollyPoseNet)
     generator = torch.Generator().manual_seed(int(config["seed"]))
     targets_all = {k: torch.from_numpy(v) for k, v in pose_targets(train).items()}
     val_K_crop = crop_cameras(val["K"], val["crop_matrix"])
@@ -200,7 +201,7 @@ def evaluate_detector(model: CenterDetector, images: np.ndarray, det_box: np.nda
 
 def train_detector(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any], run,
                    resume_state: dict | None = None, progress: Callable[[str], None] = print) -> CenterDetector:
-    model = CenterDetector(**config["model"])
+    model = initial_model(config, CenterDetector)
     generator = torch.Generator().manual_seed(int(config["seed"]))
 
     def step(idx):

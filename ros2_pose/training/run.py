@@ -153,3 +153,36 @@ class TrainingRun:
         path = self.folder / "metrics.json"
         path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
         return path
+
+
+def resolve_init_from(source: str | Path, config_folder: str | Path) -> Path:
+    """A config's `init_from`: a shipped model's name, or a model folder read inside the config
+    file's folder (a path from a config never leaves its folder)."""
+    from ros2_pose.resources import model_dir, resolve_inside
+
+    text = str(source)
+    if "/" not in text and not text.startswith("."):
+        return model_dir(text)
+    try:
+        return resolve_inside(config_folder, text)
+    except ValueError as exc:
+        raise ConfigError(f"init_from: {exc} (the config's folder)") from None
+
+
+def initial_model(config: dict[str, Any], architecture: type):
+    """The network a run starts from: `architecture(**config["model"])`, or with `init_from` set (a
+    model folder, see `resolve_init_from`), that folder's architecture and weights, e.g. a pruned
+    model whose widths the config's `model:` section cannot express. config["model"] then becomes
+    the folder's kwargs, so the run's exported model.yaml describes what was trained."""
+    from ros2_pose.deploy.model_spec import ModelSpec, build_torch_model
+
+    if not config.get("init_from"):
+        return architecture(**config["model"])
+    folder = Path(config["init_from"])
+    spec = ModelSpec.from_folder(folder)
+    model_config = spec.load_config()
+    model = build_torch_model(model_config, spec.require("weights"))
+    if not isinstance(model, architecture):
+        raise ConfigError(f"init_from {folder} holds a {type(model).__name__}, not a {architecture.__name__}")
+    config["model"] = dict(model_config.kwargs)
+    return model.train()

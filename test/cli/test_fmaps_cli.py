@@ -84,19 +84,34 @@ def test_prune_by_activation_writes_a_reloadable_model_folder(setup, capsys):
 
 
 @pytest.mark.slow
-def test_train_dolly_accepts_the_pruned_widths(setup):
-    """The pruned architecture trains with the existing `train dolly` (from scratch, as seed 000 did)."""
+def test_train_dolly_retrains_from_the_pruned_weights(setup, capsys):
+    """retrain.yaml starts `train dolly` from the pruned network itself (init_from: its folder)."""
+    import torch
+
     root = setup
     out = root / "pruned_weights"
     assert main(["prune", "--model", str(root / "model"), "--out", str(out), "--criterion", "weight_norm",
                  "--threshold", "0.01", "--min-filters", "1", "--granularity", "1", "--no-export"]) == 0
     assert json.loads((out / "prune_report.json").read_text())["removed"]["encoder.0"] == DEAD
     config = yaml.safe_load((out / "retrain.yaml").read_text())
-    (root / "retrain.yaml").write_text(yaml.safe_dump({**config, "batch_size": 2}))   # the tiny set: 2 samples
-    assert main(["train", "dolly", "--config", str(root / "retrain.yaml"), "--data", str(root / "dataset"),
+    assert config["init_from"] == "."
+    # lr 0: an epoch leaves every weight where init_from put it (only BatchNorm statistics move)
+    (out / "retrain.yaml").write_text(yaml.safe_dump(
+        {**config, "batch_size": 2, "optimizer": {"lr": 0.0, "weight_decay": 0.0}}))
+    assert main(["train", "dolly", "--config", str(out / "retrain.yaml"), "--data", str(root / "dataset"),
                  "--out", str(root / "retrain"), "--epochs", "1"]) == 0
     retrained = ModelSpec.from_folder(root / "retrain" / "model").load_config()
     assert retrained.kwargs["width"] == json.loads((out / "prune_report.json").read_text())["widths_after"]
+    pruned = torch.load(out / "model.pt", weights_only=True)
+    trained = torch.load(root / "retrain" / "model" / "model.pt", weights_only=True)
+    for name in ("encoder.0.0.weight", "to_latent.1.weight", "decoder.2.weight"):
+        assert torch.equal(pruned[name], trained[name]), name
+    # a config's init_from never leaves the config's folder
+    (out / "escape.yaml").write_text(yaml.safe_dump({**config, "init_from": "../model"}))
+    assert main(["train", "dolly", "--config", str(out / "escape.yaml"), "--data", str(root / "dataset"),
+                 "--out", str(root / "escape"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "train dolly failed: init_from" in err and "outside" in err
 
 
 def test_cli_errors_are_clear(setup, capsys):

@@ -52,6 +52,10 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
         config["epochs"] = args.epochs
     if not config["data"]:
         raise SystemExit("no dataset: pass --data DIR or set `data` in the config")
+    if config.get("init_from"):
+        from ros2_pose.training.run import resolve_init_from
+
+        config["init_from"] = str(resolve_init_from(config["init_from"], config_path.parent))
     seed_everything(int(config["seed"]))
     run = TrainingRun(Path(args.out), config, monitor=monitor, mode=mode)
     resume_state = run.start(resume=args.resume)

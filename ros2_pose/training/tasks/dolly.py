@@ -9,7 +9,8 @@ DEFAULTS = {
     "epochs": 30,
     "batch_size": 64,
     "augment": 1.0,                    # photometric augmentation strength (0 = off)
-    "model": {"width": "half"},        # "full" or "half" (the seed's half-filter model), or 4 widths
+    "model": {"width": "half"},
+    "init_from": None,                 # start from this model folder's architecture + weights (e.g. pruned)        # "full" or "half" (the seed's half-filter model), or 4 widths
     "optimizer": {"lr": 2.0e-3, "weight_decay": 1.0e-4},
     "loss_weights": {"rotation": 1.0, "center": 10.0, "depth": 5.0, "mask": 0.2},
 }

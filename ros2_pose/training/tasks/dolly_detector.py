@@ -11,6 +11,7 @@ DEFAULTS = {
     "augment": 1.0,
     "score_threshold": 0.3,
     "model": {"width": 16, "input_size": 160},
+    "init_from": None,                 # start from this model folder's architecture + weights (e.g. pruned)
     "optimizer": {"lr": 3.0e-3, "weight_decay": 1.0e-4},
 }
 FIELDS = ["det_image", "det_box", "det_valid"]
