@@ -35,9 +35,9 @@ def executor(ros_context):
 
 @pytest.fixture
 def spin_until(executor):
-    """spin_until(predicate, timeout=5.0) -> bool: spins the executor until predicate() holds or
+    """spin_until(predicate, timeout=20.0) -> bool: spins the executor until predicate() holds or
     the timeout passes; returns predicate()."""
-    def spin(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    def spin(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout
         while not predicate() and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.02)

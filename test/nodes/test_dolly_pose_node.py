@@ -84,7 +84,7 @@ def start(ros_context, executor, spin_until, models):
     return make
 
 
-def send(io, spin_until, node, msg, frames_before, timeout=5.0):
+def send(io, spin_until, node, msg, frames_before, timeout=20.0):
     """Publish `msg` (an Image) and spin until the node has handled it."""
     io.image_pub.publish(msg)
     assert spin_until(lambda: node.stats.frames_received > frames_before, timeout), "image never reached the node"

@@ -125,7 +125,7 @@ def test_autostart_configures_and_activates_on_first_spin(ros_context, executor,
     echo = EchoNode(context=ros_context)
     executor.add_node(echo)
     assert not echo.is_active
-    assert spin_until(lambda: echo.is_active, timeout=2.0)
+    assert spin_until(lambda: echo.is_active)
 
 
 def test_diagnostics_report_frames_and_survive_callback_errors(rig, spin_until, tmp_path):
