@@ -4,7 +4,8 @@ Each topic's type is discovered from the graph (the recorder waits for the topic
 warns once after `discovery_timeout` seconds if it has not). Subscriptions are raw: the CDR bytes
 go straight into the bag, nothing is deserialised. QoS follows the publishers: transient local when
 every publisher offers it (/tf_static from a static broadcaster), best effort when any publisher is
-best effort. Bag time is the receive time. SIGINT/SIGTERM/`duration` close the bag cleanly.
+best effort. Bag time is the receive time. SIGINT/SIGTERM/`duration` close the bag cleanly, after
+writing what had already reached the recorder (see `_spin_until_stopped`).
 
 Parameters: `topics` (string array, required), `out` (bag path, required), `storage`
 ("mcap" | "sqlite3"), `duration` (seconds, 0: until stopped), `overwrite` (false),
@@ -13,12 +14,14 @@ Parameters: `topics` (string array, required), `out` (bag path, required), `stor
 from __future__ import annotations
 
 import importlib
+import signal
 import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from ros2_pose.data.bag_types import MessageTypeError, ensure_type
 from ros2_pose.data.bags import BagWriter
@@ -121,18 +124,42 @@ def summary(counts: dict[str, int], types: dict[str, str], missing: set[str]) ->
     return "\n".join([f"recorded {sum(counts.values())} messages:"] + lines)
 
 
+DRAIN_QUIET_S = 0.3   # stop draining after this long without a new message...
+DRAIN_LIMIT_S = 3.0   # ... or after this long in all (a publisher that never stops)
+
+
+def _drain(recorder: "Recorder") -> None:
+    """Write what the middleware already delivered to the recorder's readers. rclpy's own signal
+    handlers would shut the context down at once and lose those samples: a bag stopped right after
+    a burst would miss its tail."""
+    start = last_change = time.monotonic()
+    total = sum(recorder.counts.values())
+    while time.monotonic() - last_change < DRAIN_QUIET_S and time.monotonic() - start < DRAIN_LIMIT_S:
+        rclpy.spin_once(recorder, timeout_sec=0.05)
+        now_total = sum(recorder.counts.values())
+        if now_total != total:
+            total, last_change = now_total, time.monotonic()
+
+
 def _spin_until_stopped(make_recorder) -> dict[str, int]:
-    """Spin the recorder until SIGINT/SIGTERM or its duration ends, then close the bag and print
-    the summary; rclpy.init must have been called."""
+    """Spin the recorder until SIGINT/SIGTERM or its duration ends, drain, then close the bag and
+    print the summary. rclpy.init must have been called without rclpy's signal handlers (they would
+    shut the context down before the drain); ours only ask the loop to stop."""
+    stop = []
+    previous = {sig: signal.signal(sig, lambda *_: stop.append(True)) for sig in (signal.SIGINT, signal.SIGTERM)}
     recorder = None
     counts: dict[str, int] = {}
     try:
         recorder = make_recorder()
-        while rclpy.ok() and not recorder.done:
+        while rclpy.ok() and not recorder.done and not stop:
             rclpy.spin_once(recorder, timeout_sec=0.05)
+        if rclpy.ok():
+            _drain(recorder)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if recorder is not None:
             counts = recorder.close()
             print(summary(counts, recorder.types, recorder.pending), flush=True)
@@ -144,13 +171,13 @@ def _spin_until_stopped(make_recorder) -> dict[str, int]:
 def record(topics: list[str], out: str, storage: str = "mcap", duration: float = 0.0, overwrite: bool = False,
            discovery_timeout: float = 5.0) -> dict[str, int]:
     """Record until SIGINT/SIGTERM or `duration`; prints and returns the per-topic counts."""
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     return _spin_until_stopped(lambda: Recorder(topics, out, storage, duration, overwrite, discovery_timeout))
 
 
 def main(args: list[str] | None = None) -> None:
     """Console script: parameters come from --ros-args (`-p topics:=[/a,/b] -p out:=bag`)."""
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     _spin_until_stopped(Recorder)
 
 

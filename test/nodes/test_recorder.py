@@ -9,6 +9,7 @@ import pytest
 import rclpy
 from geometry_msgs.msg import TransformStamped
 from rclpy.context import Context
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -62,7 +63,9 @@ def test_record_subprocess_stopped_by_sigterm(node, tmp_path):
         for i in range(25):
             chatter.publish(String(data=f"message {i}"))
             node.spin_once(0.005)
-        time.sleep(0.5)  # let the last reliable samples arrive
+        # Stopped as soon as the recorder's reader has acknowledged the burst, before it can have
+        # taken every sample: it must write what had reached it before closing.
+        assert chatter.wait_for_all_acked(Duration(seconds=20))
         recorder.send_signal(signal.SIGTERM)
         output, _ = recorder.communicate(timeout=20)
     finally:
