@@ -87,8 +87,10 @@ def test_play_all_publishes_same_count_content_and_timing(graph, bag):
     elapsed = time.monotonic() - started
     assert _spin_until(executor, lambda: len(received.get("/camera/image_raw", [])) == N
                        and len(received.get("/chatter", [])) == N)
-    # The recorded span is (N-1) * 20 ms = 180 ms; at rate 2 that is 90 ms of wall time.
-    assert 0.08 <= elapsed < 1.0
+    # The recorded span is (N-1) * 20 ms = 180 ms; at rate 2 that is 90 ms of wall time. The lower
+    # bound is the check (the player keeps the bag's pace); the upper one only catches a player that
+    # sleeps in the wrong unit, with room for a loaded CI machine.
+    assert 0.08 <= elapsed < 5.0
     assert [m.data for m in received["/chatter"]] == [f"hello {i}" for i in range(N)]
     for i, image in enumerate(received["/camera/image_raw"]):
         assert np.array_equal(image_msg_to_array(image), np.full((4, 6, 3), i, np.uint8))
@@ -140,15 +142,15 @@ def test_play_cli_in_a_subprocess(graph, bag):
     """`ros2-pose play` as a user runs it (environment from the test harness: LOCALHOST, own domain)."""
     context, executor, listener = graph
     received = []
-    listener.create_subscription(String, "/chatter", received.append, 100)
+    subscription = listener.create_subscription(String, "/chatter", received.append, 100)
     proc = subprocess.Popen([sys.executable, "-m", "ros2_pose.cli.play", str(bag), "--topics", "/chatter",
                              "--start-paused"], env=dict(os.environ), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         client = listener.create_client(Trigger, "/bag_player/resume")
-        assert _spin_until(executor, lambda: client.service_is_ready() and listener.count_publishers("/chatter") > 0,
+        # our subscription matched to the player's publisher: nothing published after resume is lost
+        assert _spin_until(executor, lambda: client.service_is_ready() and subscription.get_publisher_count() > 0,
                            timeout=30)
-        time.sleep(0.5)  # let the player's publisher match our subscription before resuming
         future = client.call_async(client.srv_type.Request())
         assert _spin_until(executor, future.done)
         assert _spin_until(executor, lambda: len(received) == N)
