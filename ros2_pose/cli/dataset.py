@@ -23,7 +23,16 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values
 
 
+def _topic_mapping(text: str) -> tuple[str, str]:
+    stream, sep, topic = text.partition("=")
+    if not sep or not stream or not topic.startswith("/"):
+        raise argparse.ArgumentTypeError(f"--topic wants STREAM=/topic, e.g. image=/camera/color/image_raw; got {text!r}")
+    return stream, topic
+
+
 def register(parser: argparse.ArgumentParser) -> None:
+    from ros2_pose.data.builders.frames import TOPICS
+
     sub = parser.add_subparsers(dest="action", metavar="<build|show>", required=True)
     build = sub.add_parser("build", help="build a task's dataset from bags")
     build.add_argument("task", choices=_tasks())
@@ -35,6 +44,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--tf-max-gap-ms", type=float, default=100.0,
                        help="TF samples at most this far apart are interpolated (default 100)")
     build.add_argument("--object-frame", default=None, help="TF frame of the tracked object (default: the task's)")
+    build.add_argument("--world-frame", default="world", help="TF frame both poses are given in (default world)")
+    build.add_argument("--camera-frame", default="camera_link",
+                       help="TF frame of the camera body, child of the world frame on /tf (default camera_link)")
+    build.add_argument("--optical-frame", default="camera_optical_frame",
+                       help="camera optical frame, child of the camera frame on /tf_static (default camera_optical_frame)")
+    build.add_argument("--topic", action="append", type=_topic_mapping, default=[], metavar="STREAM=TOPIC",
+                       help="read a stream from the robot's topic, e.g. image=/camera/color/image_raw "
+                            f"(repeatable; streams: {', '.join(sorted(TOPICS))})")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--split", type=_fractions, default=(0.8, 0.1, 0.1), help="train,val,test fractions")
     build.add_argument("--split-guard", type=int, default=1, help="frames dropped at split borders (default 1)")
@@ -85,11 +102,13 @@ def run_build(args) -> int:
     if args.task == "people":
         return _run_people(builder, args)
     bar, update = _progress()
-    options = BuildOptions(tolerance_ns=int(round(args.tolerance_ms * 1e6)), gt_source=args.gt_source,
-                           tf_interpolation_gap_ns=int(round(args.tf_max_gap_ms * 1e6)),
-                           object_frame=args.object_frame or builder.DEFAULT_OBJECT_FRAME, progress=update)
     split = SplitOptions(args.split, args.seed, args.split_guard, args.split_block)
     try:
+        options = BuildOptions(tolerance_ns=int(round(args.tolerance_ms * 1e6)), gt_source=args.gt_source,
+                               tf_interpolation_gap_ns=int(round(args.tf_max_gap_ms * 1e6)),
+                               object_frame=args.object_frame or builder.DEFAULT_OBJECT_FRAME, progress=update,
+                               world_frame=args.world_frame, camera_frame=args.camera_frame,
+                               optical_frame=args.optical_frame, topics=dict(args.topic))
         result = builder.build_from_args(args, options, split)
     except (BagError, DatasetBuildError, DatasetError, ValueError) as exc:
         bar.close()
@@ -120,9 +139,11 @@ def _run_people(builder, args) -> int:
     from ros2_pose.data.bags import BagError
     from ros2_pose.sim.coco_export import CocoExportError
 
+    from ros2_pose.data.builders.frames import DatasetBuildError
+
     try:
-        annotations = builder.build(args.bags, args.out)
-    except (BagError, CocoExportError, ValueError) as exc:
+        annotations = builder.build(args.bags, args.out, topics=dict(args.topic))
+    except (BagError, CocoExportError, DatasetBuildError, ValueError) as exc:
         print(f"dataset build failed: {exc}", file=sys.stderr)
         return 1
     import json

@@ -75,10 +75,14 @@ def render_frame(K: np.ndarray, T: RigidTransform, width: int, height: int) -> t
 def write_fixture_bag(path: str | Path, n_frames: int = 6, width: int = 160, height: int = 120,
                       fps: float = 10.0, tf_rate_hz: float = 40.0, storage: str = "mcap",
                       start_ns: int = 1_000_000_000, loop_at: int | None = None,
-                      camera_info: bool = True, object_frame: str = "dolly") -> list[FixtureFrame]:
+                      camera_info: bool = True, object_frame: str = "dolly",
+                      rename: dict[str, str] | None = None) -> list[FixtureFrame]:
     """Write the bag; returns the truth of every image. `loop_at` restarts the stamps at that frame
-    (a looped recording). Topics per docs/DESIGN.md."""
+    (a looped recording). Topics per docs/DESIGN.md; `rename` gives other topic and frame names
+    (default name -> name, e.g. {"/camera/image_raw": "/cam/color", "world": "map"}), as a robot's bag has."""
     K = intrinsics(width, height)
+    rename = rename or {}
+    name = lambda default: rename.get(default, default)
     period = int(round(1e9 / fps))
     def camera_link_pose(t_s: float) -> RigidTransform:
         # the camera drives forward (its link x axis) at 0.5 m/s: ego-motion for the motion builder
@@ -93,8 +97,8 @@ def write_fixture_bag(path: str | Path, n_frames: int = 6, width: int = 160, hei
 
     frames: list[FixtureFrame] = []
     with BagWriter(path, storage=storage) as bag:
-        bag.write("/tf_static", bm.tf_message([bm.transform_stamped_msg(
-            LINK_TO_OPTICAL, "camera_link", "camera_optical_frame", start_ns)]), start_ns)
+        bag.write(name("/tf_static"), bm.tf_message([bm.transform_stamped_msg(
+            LINK_TO_OPTICAL, name("camera_link"), name("camera_optical_frame"), start_ns)]), start_ns)
         tf_period = int(round(1e9 / tf_rate_hz))
         for i in range(n_frames):
             k = i if loop_at is None or i < loop_at else i - loop_at
@@ -110,21 +114,21 @@ def write_fixture_bag(path: str | Path, n_frames: int = 6, width: int = 160, hei
                     continue
                 tf_t = (tf_stamp - start_ns) / 1e9
                 T_w_o = camera_link_pose(tf_t) @ LINK_TO_OPTICAL @ object_pose(tf_t)
-                bag.write("/tf", bm.tf_message([
-                    bm.transform_stamped_msg(camera_link_pose(tf_t), "world", "camera_link", tf_stamp),
-                    bm.transform_stamped_msg(T_w_o, "world", object_frame, tf_stamp)]), recv + j + 1)
-            optical = "camera_optical_frame"
-            bag.write("/camera/image_raw", bm.image_msg(image, "rgb8", stamp, optical), recv + 2)
+                bag.write(name("/tf"), bm.tf_message([
+                    bm.transform_stamped_msg(camera_link_pose(tf_t), name("world"), name("camera_link"), tf_stamp),
+                    bm.transform_stamped_msg(T_w_o, name("world"), object_frame, tf_stamp)]), recv + j + 1)
+            optical = name("camera_optical_frame")
+            bag.write(name("/camera/image_raw"), bm.image_msg(image, "rgb8", stamp, optical), recv + 2)
             if camera_info:
-                bag.write("/camera/camera_info", bm.camera_info_msg(K, np.zeros(5), width, height, stamp,
+                bag.write(name("/camera/camera_info"), bm.camera_info_msg(K, np.zeros(5), width, height, stamp,
                                                                    optical), recv + 3)
-            bag.write("/camera/segmentation", bm.image_msg(seg, "16UC1", stamp, optical), recv + 4)
-            bag.write("/camera/depth/image", bm.image_msg(depth, "32FC1", stamp, optical), recv + 5)
-            bag.write("/ground_truth/pose", bm.pose_stamped_msg(T, stamp, optical), recv + 6)
-            bag.write("/ground_truth/detections", bm.detection_array_msg(
+            bag.write(name("/camera/segmentation"), bm.image_msg(seg, "16UC1", stamp, optical), recv + 4)
+            bag.write(name("/camera/depth/image"), bm.image_msg(depth, "32FC1", stamp, optical), recv + 5)
+            bag.write(name("/ground_truth/pose"), bm.pose_stamped_msg(T, stamp, optical), recv + 6)
+            bag.write(name("/ground_truth/detections"), bm.detection_array_msg(
                 box.reshape(1, 4), [object_frame], stamp, optical, instance_ids=[OBJECT_INDEX]), recv + 7)
             vis = np.where((xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height), 2, 0)
-            bag.write("/ground_truth/keypoints", bm.object_keypoints_array_msg(
+            bag.write(name("/ground_truth/keypoints"), bm.object_keypoints_array_msg(
                 [bm.ObjectKeypointsSpec(object_frame, box, KEYPOINT_NAMES, xy, vis, OBJECT_INDEX)],
                 stamp, optical), recv + 8)
             frames.append(FixtureFrame(stamp, T, box, image, seg))

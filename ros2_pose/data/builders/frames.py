@@ -53,6 +53,18 @@ class BuildOptions:
     max_gap_ns: int = 1_000_000_000       # a larger jump between frames starts a new sequence
     tf_interpolation_gap_ns: int = 100_000_000  # TF samples at most this far apart are interpolated
     progress: Callable[[int, int], None] | None = None   # (frames done, frames planned) during pass 2
+    topics: dict[str, str] = field(default_factory=dict)  # stream -> topic, over TOPICS (a robot's names)
+
+    def topic(self, stream: str) -> str:
+        return self.topics.get(stream, TOPICS[stream])
+
+    def __post_init__(self):
+        unknown = sorted(set(self.topics) - set(TOPICS))
+        if unknown:
+            raise DatasetBuildError(f"unknown stream(s) {unknown} in the topic map; streams are {sorted(TOPICS)}")
+        bad = sorted(t for t in self.topics.values() if not str(t).startswith("/"))
+        if bad:
+            raise DatasetBuildError(f"topic names must be absolute (start with '/'): {bad}")
 
 
 @dataclass
@@ -133,15 +145,15 @@ class FramePlan:
                 wanted.append("pose")
             elif gt == "tf":
                 wanted += ["tf", "tf_static"]
-            missing = [TOPICS[s] for s in wanted if TOPICS[s] not in info.topics]
+            missing = [options.topic(s) for s in wanted if options.topic(s) not in info.topics]
             if missing:
                 raise MissingTopicError(
                     f"bag {bag}: missing topic(s) {missing} needed for this dataset "
                     f"(ground truth from {gt!r}); the bag has {sorted(info.topics)}", missing, sorted(info.topics))
-            empty = [TOPICS[s] for s in wanted if info.topics[TOPICS[s]][1] == 0]
+            empty = [options.topic(s) for s in wanted if info.topics[options.topic(s)][1] == 0]
             if empty:
                 raise DatasetBuildError(f"bag {bag}: topic(s) {empty} hold no messages")
-            used = wanted + [s for s in optional if TOPICS[s] in info.topics]
+            used = wanted + [s for s in optional if options.topic(s) in info.topics]
             frames, bag_report = plan._scan_bag(bag_index, bag, used)
             plan.frames += frames
             report = bag_report if not report.streams else report.merge(bag_report)
@@ -156,7 +168,7 @@ class FramePlan:
 
     def _scan_bag(self, bag_index: int, bag: Path, used: list[str]) -> tuple[list[PlannedFrame], SyncReport]:
         opts = self.options
-        topic_to_stream = {TOPICS[s]: s for s in used}
+        topic_to_stream = {opts.topic(s): s for s in used}
         # per segment: stream -> list of (stamp, payload)
         segments: list[dict[str, list]] = [{s: [] for s in used if s not in ("tf", "tf_static")}]
         tf_trees: list[TfGroundTruth] = []
@@ -253,7 +265,10 @@ class FramePlan:
     # ------------------------------------------------------------------ pass 2
     def decoded_frames(self) -> Iterator[Frame]:
         """Planned frames with their images decoded, as their last image arrives in the bag."""
-        heavy_used = [s for s in HEAVY if any(s in f.stamps for f in self.frames[:1])]
+        # every heavy stream any frame uses: optional streams (a dolly bag's segmentation) may be in
+        # some bags only
+        in_use = {stream for f in self.frames for stream in f.stamps}
+        heavy_used = [s for s in HEAVY if s in in_use]
         done = 0
         for bag_index, bag in enumerate(self.bags):
             bag_frames = [f for f in self.frames if f.bag == bag_index]
@@ -265,7 +280,7 @@ class FramePlan:
                     wanted[(f.segment, stream, stamp)] = f
                 wanted[(f.segment, "image", f.stamp_ns)] = f
             pending: dict[int, dict[str, Any]] = {}
-            topic_to_stream = {TOPICS[s]: s for s in ("image", *heavy_used)}
+            topic_to_stream = {self.options.topic(s): s for s in ("image", *heavy_used)}
             segment, last_image_stamp = 0, None
             for message in iter_messages(bag, topics=sorted(topic_to_stream)):
                 stream = topic_to_stream[message.topic]
