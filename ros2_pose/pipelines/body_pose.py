@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ros2_pose.codecs.paf import line_integral_scores
+from ros2_pose.codecs.paf import line_integral_scores, sample_fractions, stacked_line_integral_scores
 from ros2_pose.sim.skeleton import BODYPOSE18_KEYPOINTS, BODYPOSE18_LIMBS, bodypose18_to_coco17
 
 ASPECT_RATIO_MODES = ("pad_image_input", "adjust_network_input", None)
@@ -191,20 +191,51 @@ def prepare_input(rgb: np.ndarray, config: BodyPoseInferenceConfig,
     return canvas, InputTransform(content_w / width, content_h / height, content_w, content_h, net_w, net_h)
 
 
+_EDGE_CELLS = 2  # the cubic kernel reads 2 cells beyond the grid
+
+
+def _extrapolated(grid: np.ndarray, cells: int) -> np.ndarray:
+    """`grid` with `cells` cells added on every side, extrapolated linearly from the two outermost
+    rows / columns. cv2.resize would mirror the border instead (REFLECT_101), which turns a joint
+    near the image edge into a second, false peak on the edge; the cubic kernel reproduces a linear
+    ramp, so the upsampled map keeps its slope up to the edge."""
+    out = cv2.copyMakeBorder(grid, cells, cells, cells, cells, cv2.BORDER_REPLICATE)
+    h, w = grid.shape
+    steps = np.arange(cells, 0, -1, dtype=np.float32)[:, None]  # distance of each added cell
+    if h >= 2:
+        top, below = out[cells], out[cells + 1]
+        out[:cells] = top + steps * (top - below)
+        bottom, above = out[cells + h - 1], out[cells + h - 2]
+        out[cells + h:] = bottom + steps[::-1] * (bottom - above)
+    if w >= 2:
+        left, right_of = out[:, cells], out[:, cells + 1]
+        out[:, :cells] = (left + steps * (left - right_of)).T
+        right, left_of = out[:, cells + w - 1], out[:, cells + w - 2]
+        out[:, cells + w:] = (right + steps[::-1] * (right - left_of)).T
+    return out
+
+
 def maps_to_image(maps: np.ndarray, transform: InputTransform, image_hw: tuple[int, int],
                   upsampling: tuple[int, int], stride: int) -> np.ndarray:
     """(C, h, w) network output -> (C, H, W) on the original image: upsample, crop the content,
-    resize to the image."""
-    channels = np.ascontiguousarray(maps.transpose(1, 2, 0), dtype=np.float32)
+    resize to the image. Channel by channel: each output map is contiguous (the peak search and
+    the PAF sampling read one map at a time) and OpenCV resizes one channel faster than 19 or 38."""
+    maps = np.asarray(maps, dtype=np.float32)
     fy, fx = upsampling
-    up = cv2.resize(channels, (maps.shape[2] * fx, maps.shape[1] * fy), interpolation=cv2.INTER_CUBIC)
-    up = up.reshape(up.shape[0], up.shape[1], -1)
     # Upsampled maps are at fx/stride of the input resolution; keep the part showing the image.
     crop_w = max(1, round(transform.content_width * fx / stride))
     crop_h = max(1, round(transform.content_height * fy / stride))
-    content = np.ascontiguousarray(up[:crop_h, :crop_w])
-    out = cv2.resize(content, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_CUBIC)
-    return out.reshape(image_hw[0], image_hw[1], -1).transpose(2, 0, 1)
+    height, width = image_hw
+    out = np.empty((maps.shape[0], height, width), np.float32)
+    for channel, grid in enumerate(maps):
+        padded = _extrapolated(grid, _EDGE_CELLS)
+        up = cv2.resize(padded, (padded.shape[1] * fx, padded.shape[0] * fy), interpolation=cv2.INTER_CUBIC)
+        content = up[_EDGE_CELLS * fy:_EDGE_CELLS * fy + crop_h, _EDGE_CELLS * fx:_EDGE_CELLS * fx + crop_w]
+        if content.shape == (height, width):  # e.g. a 640x480 image in a 480x640 input: no second resize
+            out[channel] = content
+        else:
+            out[channel] = cv2.resize(np.ascontiguousarray(content), (width, height), interpolation=cv2.INTER_CUBIC)
+    return out
 
 
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -235,21 +266,48 @@ def find_peaks(heatmap: np.ndarray, threshold: float, window: int = 3, refine: b
 
     A cell is a peak when it equals the maximum of its `window` x `window` neighbourhood; plateaus
     of equal maxima count once (at their centre). With `refine`, each axis is refined by the vertex
-    of the parabola through the log values of the peak and its two neighbours."""
-    heatmap = np.asarray(heatmap, dtype=np.float64)
+    of the parabola through the log values of the peak and its two neighbours.
+
+    Only the cells above `threshold` are compared with their neighbourhood (people cover a small
+    part of a frame; a whole-image max filter and label statistics were most of the
+    post-processing time), and plateaus are labelled only where two candidates touch."""
+    heatmap = np.asarray(heatmap)
+    if not np.issubdtype(heatmap.dtype, np.floating):
+        heatmap = heatmap.astype(np.float64)  # float maps are compared in their own precision (no copy)
     if heatmap.ndim != 2:
         raise BodyPoseConfigError(f"find_peaks takes one (H, W) map, got shape {heatmap.shape}")
-    pooled = ndimage.maximum_filter(heatmap, size=window, mode="constant", cval=-np.inf)
-    candidates = (heatmap == pooled) & (heatmap > threshold)
-    labels, count = ndimage.label(candidates, structure=np.ones((3, 3)))
-    if count == 0:
+    ys, xs = np.nonzero(heatmap > threshold)
+    if ys.size == 0:
         return np.zeros((0, 3))
-    centres = np.asarray(ndimage.center_of_mass(candidates, labels, range(1, count + 1))).reshape(-1, 2)
     height, width = heatmap.shape
+    half = window // 2
+    padded = np.pad(heatmap, half, mode="constant", constant_values=-np.inf)
+    values = heatmap[ys, xs]
+    is_max = np.ones(ys.size, bool)
+    for dy in range(-half, half + 1):
+        for dx in range(-half, half + 1):
+            if dy or dx:
+                is_max &= padded[ys + half + dy, xs + half + dx] <= values
+    ys, xs = ys[is_max], xs[is_max]
+    candidates = np.zeros((height + 2, width + 2), bool)  # one-cell margin: neighbours never wrap
+    candidates[ys + 1, xs + 1] = True
+    touching = np.zeros(ys.size, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                touching |= candidates[ys + 1 + dy, xs + 1 + dx]
+    if not touching.any():
+        centres_y, centres_x = ys.astype(np.float64), xs.astype(np.float64)
+    else:  # centre of every plateau (8-connected equal maxima): mean of its cells' coordinates
+        labels, count = ndimage.label(candidates[1:-1, 1:-1], structure=np.ones((3, 3)))
+        ids = labels[ys, xs] - 1
+        sizes = np.bincount(ids, minlength=count)
+        centres_y = np.bincount(ids, weights=ys, minlength=count) / sizes
+        centres_x = np.bincount(ids, weights=xs, minlength=count) / sizes
     peaks = []
-    for cy, cx in centres:
+    for cy, cx in zip(centres_y, centres_x):
         row, col = int(round(cy)), int(round(cx))
-        value = heatmap[row, col]
+        value = float(heatmap[row, col])
         x, y = float(cx), float(cy)
         if refine and cx == col and cy == row:
             x = col + _parabola_offset(heatmap, row, col, axis=1, size=width)
@@ -269,11 +327,69 @@ def _parabola_offset(heatmap: np.ndarray, row: int, col: int, axis: int, size: i
         values = heatmap[row - 1:row + 2, col]
     if np.any(values <= 0):
         return 0.0
-    left, centre, right = np.log(values)
+    left, centre, right = np.log(values.astype(np.float64))
     curvature = left - 2 * centre + right
     if curvature >= 0:
         return 0.0
     return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+
+
+def _candidate_scores(projections: np.ndarray, lengths: np.ndarray, config: BodyPoseInferenceConfig,
+                      image_height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, passed) of candidate limbs from their PAF projections (the OpenPose criteria)."""
+    # OpenPose's distance prior: limbs longer than half the image are penalised.
+    prior = np.minimum(0.5 * image_height / np.maximum(lengths, 1e-9) - 1.0, 0.0)
+    scores = projections.mean(axis=1) + prior
+    passed = ((projections > config.paf_threshold).mean(axis=1) >= config.paf_min_fraction) & (scores > 0) \
+        & (lengths > 1e-9)
+    return scores, passed
+
+
+def _score_candidates(pafs: np.ndarray, limb_ids: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                      config: BodyPoseInferenceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, passed) of candidate limbs of every limb at once (`_candidate_scores` over the
+    stacked PAFs). A candidate passes only with at most `allowed` of its samples at or below
+    paf_threshold, so one whose `allowed + 1` middle samples all fail is out without the rest:
+    most candidates pair joints of different people, and this probe drops them for a fraction of
+    the sampling (same result as sampling everything; its scores do not matter once it failed)."""
+    count = config.paf_num_samples
+    fractions = sample_fractions(count)
+    allowed = count - int(np.ceil(config.paf_min_fraction * count - 1e-9))
+    scores = np.full(len(limb_ids), -np.inf)
+    passed = np.zeros(len(limb_ids), bool)
+    survivors = np.arange(len(limb_ids))
+    if 0 <= allowed < count - 1:
+        probe = np.unique(np.linspace(0, count - 1, allowed + 3)[1:-1].round().astype(int))[:allowed + 1]
+        if len(probe) == allowed + 1:
+            probed, _ = stacked_line_integral_scores(pafs, limb_ids, starts, ends, fractions=fractions[probe])
+            survivors = np.flatnonzero((probed > config.paf_threshold).any(axis=1))
+    if survivors.size:
+        projections, lengths = stacked_line_integral_scores(pafs, limb_ids[survivors], starts[survivors],
+                                                            ends[survivors], count)
+        scores[survivors], passed[survivors] = _candidate_scores(projections, lengths, config, pafs.shape[1])
+    return scores, passed
+
+
+def _greedy_matches(ia: np.ndarray, ib: np.ndarray, scores: np.ndarray, passed: np.ndarray,
+                    most: int) -> list[tuple[int, int, float]]:
+    """Best-scored passing candidates first, each peak used once, at most `most` matches."""
+    keep = np.flatnonzero(passed)
+    order = keep[np.argsort(-scores[keep], kind="stable")]
+    used_a, used_b, matches = set(), set(), []
+    for a, b, score in zip(ia[order].tolist(), ib[order].tolist(), scores[order].tolist()):
+        if a in used_a or b in used_b:
+            continue
+        used_a.add(a)
+        used_b.add(b)
+        matches.append((a, b, score))
+        if len(matches) == most:
+            break
+    return matches
+
+
+def _all_pairs(count_a: int, count_b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (index in a, index in b), a-major."""
+    return np.repeat(np.arange(count_a), count_b), np.tile(np.arange(count_b), count_a)
 
 
 def score_limb_candidates(peaks_a: np.ndarray, peaks_b: np.ndarray, paf_x: np.ndarray, paf_y: np.ndarray,
@@ -282,26 +398,11 @@ def score_limb_candidates(peaks_a: np.ndarray, peaks_b: np.ndarray, paf_x: np.nd
     peak used at most once, candidates that fail the PAF criteria dropped."""
     if len(peaks_a) == 0 or len(peaks_b) == 0:
         return []
-    ia, ib = np.meshgrid(np.arange(len(peaks_a)), np.arange(len(peaks_b)), indexing="ij")
-    ia, ib = ia.ravel(), ib.ravel()
+    ia, ib = _all_pairs(len(peaks_a), len(peaks_b))
     projections, lengths = line_integral_scores(paf_x, paf_y, peaks_a[ia, :2], peaks_b[ib, :2],
                                                 config.paf_num_samples)
-    # OpenPose's distance prior: limbs longer than half the image are penalised.
-    prior = np.minimum(0.5 * image_height / np.maximum(lengths, 1e-9) - 1.0, 0.0)
-    scores = projections.mean(axis=1) + prior
-    passed = ((projections > config.paf_threshold).mean(axis=1) >= config.paf_min_fraction) & (scores > 0) \
-        & (lengths > 1e-9)
-    order = np.argsort(-scores, kind="stable")
-    used_a, used_b, matches = set(), set(), []
-    for k in order:
-        if not passed[k] or ia[k] in used_a or ib[k] in used_b:
-            continue
-        used_a.add(int(ia[k]))
-        used_b.add(int(ib[k]))
-        matches.append((int(ia[k]), int(ib[k]), float(scores[k])))
-        if len(matches) == min(len(peaks_a), len(peaks_b)):
-            break
-    return matches
+    scores, passed = _candidate_scores(projections, lengths, config, image_height)
+    return _greedy_matches(ia, ib, scores, passed, min(len(peaks_a), len(peaks_b)))
 
 
 def _tree_limbs(limbs: Sequence[Sequence[int]], num_joints: int) -> list[bool]:
@@ -326,51 +427,83 @@ def _tree_limbs(limbs: Sequence[Sequence[int]], num_joints: int) -> list[bool]:
 def group_people(heatmaps: np.ndarray, pafs: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
     """(J, H, W) joint heatmaps (background excluded) and (2L, H, W) PAFs -> people, best first."""
     heatmaps, pafs = np.asarray(heatmaps), np.asarray(pafs)
+    if heatmaps.ndim != 3 or pafs.shape[1:] != heatmaps.shape[1:]:
+        raise BodyPoseConfigError(f"PAFs {pafs.shape} and heatmaps {heatmaps.shape} must be (C, H, W) of one size")
+    peaks = [find_peaks(heatmaps[j], config.heatmap_threshold, config.peak_window) for j in range(heatmaps.shape[0])]
+    return assemble_people(peaks, pafs, config)
+
+
+def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
+    """The PAF grouping alone: every joint's (M, 3) peaks (`find_peaks`) and (2L, H, W) PAFs ->
+    people, best first (split from `group_people` so that its cost can be timed on its own)."""
+    pafs = np.asarray(pafs)
     limbs = [tuple(int(j) for j in limb) for limb in config.limbs]
-    num_joints = heatmaps.shape[0]
-    if pafs.shape[0] != 2 * len(limbs) or pafs.shape[1:] != heatmaps.shape[1:]:
-        raise BodyPoseConfigError(f"PAFs {pafs.shape} do not match {len(limbs)} limbs over heatmaps {heatmaps.shape}")
+    num_joints = len(peaks)
+    if pafs.ndim != 3 or pafs.shape[0] != 2 * len(limbs):
+        raise BodyPoseConfigError(f"PAFs {pafs.shape} do not match {len(limbs)} limbs")
     if any(max(limb) >= num_joints for limb in limbs):
         raise BodyPoseConfigError(f"limbs name joints beyond the {num_joints} heatmaps")
-    peaks = [find_peaks(heatmaps[j], config.heatmap_threshold, config.peak_window) for j in range(num_joints)]
-    offsets = np.cumsum([0] + [len(p) for p in peaks])
+    counts = np.array([len(p) for p in peaks], dtype=np.intp)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
     all_peaks = np.concatenate([p for p in peaks if len(p)] or [np.zeros((0, 3))])
+    peak_scores = all_peaks[:, 2].tolist()
     in_tree = _tree_limbs(limbs, num_joints)
-    # Each row: the global peak id of every joint (-1 when absent), then total score, joint count.
-    rows: list[np.ndarray] = []
-    for index, (ja, jb) in enumerate(limbs):
-        matches = score_limb_candidates(peaks[ja], peaks[jb], pafs[2 * index], pafs[2 * index + 1], config,
-                                        heatmaps.shape[1])
-        for a, b, score in matches:
-            ga, gb = offsets[ja] + a, offsets[jb] + b
-            found = [r for r, row in enumerate(rows) if row[ja] == ga or row[jb] == gb]
-            if len(found) == 1:
-                row = rows[found[0]]
-                if row[jb] != gb:
-                    if row[jb] < 0:
-                        row[-1] += 1
-                        row[-2] += all_peaks[gb, 2] + score
-                    else:  # a better-scored limb already claimed jb for this person: keep it
-                        continue
-                    row[jb] = gb
-            elif len(found) == 2:
-                first, second = rows[found[0]], rows[found[1]]
-                overlap = (first[:-2] >= 0) & (second[:-2] >= 0)
-                if not overlap.any():  # two partial people joined by this limb: merge them
-                    first[:-2] = np.where(second[:-2] >= 0, second[:-2], first[:-2])
-                    first[-2:] += second[-2:]
-                    first[-2] += score
-                    del rows[found[1]]
-                elif first[jb] < 0:
-                    first[jb] = gb
-                    first[-1] += 1
-                    first[-2] += all_peaks[gb, 2] + score
-            elif not found and in_tree[index]:
-                row = np.full(num_joints + 2, -1.0)
-                row[ja], row[jb] = ga, gb
-                row[-1] = 2
-                row[-2] = all_peaks[ga, 2] + all_peaks[gb, 2] + score
-                rows.append(row)
+    # Every candidate pair of every limb, built and scored at once (per-limb numpy calls were most
+    # of the grouping time): candidate k of limb l pairs peak k // nb of joint a with k % nb of b.
+    joint_a = np.array([ja for ja, _ in limbs], dtype=np.intp)
+    joint_b = np.array([jb for _, jb in limbs], dtype=np.intp)
+    na, nb = counts[joint_a], counts[joint_b]
+    sizes = na * nb
+    limb_ids = np.repeat(np.arange(len(limbs)), sizes)
+    within = np.arange(limb_ids.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    global_a = offsets[joint_a][limb_ids] + within // nb[limb_ids]
+    global_b = offsets[joint_b][limb_ids] + within % nb[limb_ids]
+    scores, passed = _score_candidates(pafs, limb_ids, all_peaks[global_a, :2], all_peaks[global_b, :2], config)
+    # Greedy matching per limb in one loop: passing candidates by limb, best score first; each
+    # peak used once per limb, at most min(na, nb) matches per limb.
+    keep = np.flatnonzero(passed)
+    keep = keep[np.lexsort((-scores[keep], limb_ids[keep]))]
+    most = np.minimum(na, nb).tolist()
+    # Each row: the global peak id of every joint (-1 when absent), then total score, joint count
+    # (Python lists: the assembly is scalar work).
+    rows: list[list] = []
+    current, used_a, used_b, matched = -1, set(), set(), 0
+    for index, ga, gb, score in zip(limb_ids[keep].tolist(), global_a[keep].tolist(), global_b[keep].tolist(),
+                                    scores[keep].tolist()):
+        if index != current:
+            current, used_a, used_b, matched = index, set(), set(), 0
+        if matched == most[index] or ga in used_a or gb in used_b:
+            continue
+        used_a.add(ga)
+        used_b.add(gb)
+        matched += 1
+        ja, jb = limbs[index]
+        found = [r for r, row in enumerate(rows) if row[ja] == ga or row[jb] == gb]
+        if len(found) == 1:
+            row = rows[found[0]]
+            if row[jb] != gb:
+                if row[jb] < 0:
+                    row[-1] += 1
+                    row[-2] += peak_scores[gb] + score
+                else:  # a better-scored limb already claimed jb for this person: keep it
+                    continue
+                row[jb] = gb
+        elif len(found) == 2:
+            first, second = rows[found[0]], rows[found[1]]
+            if not any(x >= 0 and y >= 0 for x, y in zip(first[:-2], second[:-2])):
+                # two partial people joined by this limb: merge them
+                first[:-2] = [y if y >= 0 else x for x, y in zip(first[:-2], second[:-2])]
+                first[-1] += second[-1]
+                first[-2] += second[-2] + score
+                del rows[found[1]]
+            elif first[jb] < 0:
+                first[jb] = gb
+                first[-1] += 1
+                first[-2] += peak_scores[gb] + score
+        elif not found and in_tree[index]:
+            row = [-1] * num_joints + [peak_scores[ga] + peak_scores[gb] + score, 2]
+            row[ja], row[jb] = ga, gb
+            rows.append(row)
     people = []
     for row in rows:
         count = int(row[-1])
@@ -379,7 +512,7 @@ def group_people(heatmaps: np.ndarray, pafs: np.ndarray, config: BodyPoseInferen
         keypoints = np.zeros((num_joints, 3))
         for j in range(num_joints):
             if row[j] >= 0:
-                keypoints[j] = all_peaks[int(row[j])]
+                keypoints[j] = all_peaks[row[j]]
         people.append(Person(keypoints, float(row[-2]), count))
     return sorted(people, key=lambda p: -p.total_score)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ros2_pose.codecs.heatmaps import HeatmapShapeError, heatmap_to_image_coordinates
-from ros2_pose.codecs.paf import encode_pafs, line_integral_scores
+from ros2_pose.codecs.paf import encode_pafs, line_integral_scores, stacked_line_integral_scores
 
 
 def _person(points_grid, stride):
@@ -46,6 +46,23 @@ def test_line_integral_agrees_along_the_limb_and_not_across():
     np.testing.assert_allclose(projections[0], 1.0)
     np.testing.assert_allclose(projections[1], -1.0)
     np.testing.assert_allclose(projections[2], 0.0)
+
+
+def test_stacked_scores_equal_the_per_limb_scores():
+    people = _person([[2, 5], [12, 5], [12, 1]], stride=1)
+    limbs = [(0, 1), (1, 2)]
+    fields = encode_pafs(people, limbs, 11, 16, stride=1)
+    rng = np.random.default_rng(0)
+    starts, ends = rng.uniform(0, 15, (6, 2)), rng.uniform(0, 10, (6, 2))
+    limb_index = np.array([0, 1, 1, 0, 1, 0])
+    projections, lengths = stacked_line_integral_scores(fields, limb_index, starts, ends, num_samples=7)
+    for i, limb in enumerate(limb_index):
+        expected, length = line_integral_scores(fields[2 * limb], fields[2 * limb + 1], starts[i:i + 1],
+                                                ends[i:i + 1], num_samples=7)
+        np.testing.assert_array_equal(projections[i], expected[0])
+        assert lengths[i] == length[0]
+    with pytest.raises(HeatmapShapeError, match="candidates"):
+        stacked_line_integral_scores(fields, limb_index[:2], starts, ends)
 
 
 def test_bad_limbs_are_refused():
