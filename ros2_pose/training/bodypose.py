@@ -5,7 +5,8 @@
   that is 0 where unlabelled people stand (ros2_pose.codecs).
 - Loss: sum over stages of the masked squared error of heatmaps and PAFs (intermediate
   supervision, as OpenPose/BodyPoseNet), plus the model's L1/L2 kernel (and bias) regularisation.
-- Optimiser: SGD with momentum (optionally Nesterov) - the seed's WeightedMomentumOptimizer - with
+- Optimiser: SGD with momentum (optionally Nesterov) - the seed's WeightedMomentumOptimizer - or
+  Adam (`optimizer.type`, see `make_optimizer`), with
   per-layer learning-rate multipliers (`grad_weights_dict`, prefix of the parameter name ->
   multiplier, `weight_default_value` otherwise) and optional stage-wise multipliers. Learning rate:
   the seed's soft-start annealing schedule (`soft_start_annealing_lr`).
@@ -57,7 +58,8 @@ DEFAULTS: dict[str, Any] = {
               "bias_regularization_factor": 0.0},
     "optimizer": {"learning_rate_schedule": {"soft_start": 0.05, "annealing": 0.5, "base_learning_rate": 2.0e-5,
                                              "min_learning_rate": 8.0e-8},
-                  "grad_weights_dict": None, "weight_default_value": 1.0, "momentum": 0.9, "use_nesterov": False},
+                  "grad_weights_dict": None, "weight_default_value": 1.0, "momentum": 0.9, "use_nesterov": False,
+                  "type": "sgd"},
     "dataloader": {"batch_size": 10, "image_dims": {"height": 256, "width": 256},
                    "augmentation_config": {"spatial_augmentation_mode": "person_centric",
                                            "spatial_aug_params": dataclasses.asdict(SpatialAugmentParams())},
@@ -65,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
                                               "paf_ortho_dist_thresh": 1.0}},
 }
 REGULARIZATION_TYPES = ("l1", "l2", "l1_l2")
+OPTIMIZER_TYPES = ("sgd", "adam")
 
 
 def soft_start_annealing_lr(progress: float, base_lr: float, min_lr: float, soft_start: float,
@@ -243,6 +246,24 @@ def parameter_groups(model: BodyPoseNet, config: dict) -> list[dict]:
     return groups
 
 
+def make_optimizer(model: BodyPoseNet, config: dict) -> torch.optim.Optimizer:
+    """The seed's momentum SGD (`type: sgd`), or Adam (`type: adam`, `momentum` as beta1: steps
+    scaled per parameter, less sensitive to the learning rate when a CPU budget allows a few
+    thousand steps and no tuning). Both take the per-layer multipliers and the soft-start annealing
+    schedule."""
+    opt = config["optimizer"]
+    kind = opt.get("type", "sgd")
+    if kind not in OPTIMIZER_TYPES:
+        raise ConfigError(f"optimizer.type must be one of {OPTIMIZER_TYPES}, got {kind!r}")
+    lr = float(opt["learning_rate_schedule"]["base_learning_rate"])
+    groups = parameter_groups(model, config)
+    if kind == "adam":
+        if opt["use_nesterov"]:
+            raise ConfigError("use_nesterov is an SGD setting; optimizer.type adam does not take it")
+        return torch.optim.Adam(groups, lr=lr, betas=(float(opt["momentum"]), 0.999))
+    return torch.optim.SGD(groups, lr=lr, momentum=float(opt["momentum"]), nesterov=bool(opt["use_nesterov"]))
+
+
 def model_config_for(model: BodyPoseNet, input_hw: tuple[int, int]):
     """model.yaml for a trained or pruned network (its kwargs describe the whole graph)."""
     from ros2_pose.deploy.model_spec import ModelConfig, TensorSpec
@@ -277,8 +298,7 @@ def train_bodypose(config: dict, folder: str | Path, progress: Callable[[str], N
         raise ConfigError(f"{len(train)} training samples are fewer than one batch of {batch}")
     opt = config["optimizer"]
     schedule = opt["learning_rate_schedule"]
-    optimizer = torch.optim.SGD(parameter_groups(model, config), lr=float(schedule["base_learning_rate"]),
-                                momentum=float(opt["momentum"]), nesterov=bool(opt["use_nesterov"]))
+    optimizer = make_optimizer(model, config)
     first_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])

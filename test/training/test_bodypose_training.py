@@ -9,8 +9,9 @@ from ros2_pose.data.body_dataset import convert_body_dataset, load_dataset_spec
 from ros2_pose.models.bodypose import BodyPoseNet
 from ros2_pose.sim.coco_export import CocoWriter, PersonRecord
 from ros2_pose.sim.skeleton import COCO_SKELETON
-from ros2_pose.training.bodypose import (bodypose_loss, merge_defaults, soft_start_annealing_lr,
+from ros2_pose.training.bodypose import (bodypose_loss, make_optimizer, merge_defaults, soft_start_annealing_lr,
                                          train_bodypose)
+from ros2_pose.training.run import ConfigError
 
 from body_specs import write_coco_spec
 
@@ -60,6 +61,20 @@ def test_loss_covers_every_stage_and_ignores_masked_cells():
     loss, parts = bodypose_loss(stages, *target, mask)
     assert float(loss) == pytest.approx(3 * 19) and parts["paf"] == 0
     assert float(bodypose_loss(stages, *target, torch.zeros(1, 4, 4))[0]) == 0
+
+
+def test_optimizer_type_picks_sgd_or_adam_with_the_layer_multipliers():
+    model = BodyPoseNet(width=4, stages=2)
+    sgd = make_optimizer(model, merge_defaults({}))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    config = merge_defaults({"optimizer": {"type": "adam", "momentum": 0.8, "grad_weights_dict": {"layers.b0": 0.5}}})
+    adam = make_optimizer(model, config)
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["betas"] == (0.8, 0.999)
+    assert {g["name"]: g["multiplier"] for g in adam.param_groups}["layers.b0.weight"] == 0.5
+    with pytest.raises(ConfigError, match="optimizer.type"):
+        make_optimizer(model, merge_defaults({"optimizer": {"type": "rmsprop"}}))
+    with pytest.raises(ConfigError, match="use_nesterov"):
+        make_optimizer(model, merge_defaults({"optimizer": {"type": "adam", "use_nesterov": True}}))
 
 
 def test_tiny_training_run_lowers_the_loss_keeps_numbered_checkpoints_and_resumes(tmp_path):
