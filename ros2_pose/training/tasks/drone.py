@@ -37,7 +37,7 @@ def run(args) -> int:
     from ros2_pose.training.run import load_config
 
     code = run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_keypoint_network,
-                        monitor="val_ADD5", mode="max", model_config_fn=drone_model_config)
+                        monitor="val_selection", mode="max", model_config_fn=drone_model_config)
     # The model folder also says which drone and 3D keypoints the network is for (pipelines.drone).
     config = load_config(Path(args.out) / "config.yaml", DEFAULTS)
     path = drone_model_info(config).write(Path(args.out) / "model")
