@@ -48,6 +48,7 @@ class Segment:
 @dataclass
 class DepthEgoMotionEvaluation:
     depth_scores: list[dict[str, float]] = field(default_factory=list)
+    baseline_depth_scores: list[dict[str, float]] = field(default_factory=list)  # constant depth
     segments: list[Segment] = field(default_factory=list)
     frames: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -61,11 +62,16 @@ class DepthEgoMotionEvaluation:
             out[name] = float(np.mean([s[name] for s in self.depth_scores]))
         ratios = [s["scale_median"] for s in self.depth_scores]
         out["depth_scale_median"], out["depth_scale_std"] = float(np.median(ratios)), float(np.std(ratios))
-        snippets, gt_motions, pred_motions = [], [], []
+        for name in ("abs_rel", "rmse_log", "a1"):
+            if self.baseline_depth_scores:
+                out[f"baseline_constant_depth_{name}"] = float(np.mean([s[name] for s in self.baseline_depth_scores]))
+        snippets, still_snippets, gt_motions, pred_motions = [], [], [], []
+        still = np.tile(np.eye(4), (SNIPPET_LENGTH, 1, 1))
         for segment in self.segments:
             gt, pred = np.array(segment.gt), np.array(segment.pred)
             for start in range(len(gt) - SNIPPET_LENGTH + 1):
                 snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], pred[start:start + SNIPPET_LENGTH]))
+                still_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], still))
             if len(gt) >= 2:
                 gt_motions.append(np.linalg.inv(gt[:-1]) @ gt[1:])
                 pred_motions.append(np.linalg.inv(pred[:-1]) @ pred[1:])
@@ -73,6 +79,7 @@ class DepthEgoMotionEvaluation:
         out["ate_snippets"] = len(snippets)
         out["ate_mean"] = float(np.mean(snippets)) if snippets else float("nan")
         out["ate_std"] = float(np.std(snippets)) if snippets else float("nan")
+        out["baseline_zero_motion_ate_mean"] = float(np.mean(still_snippets)) if still_snippets else float("nan")
         if gt_motions:
             gt_all, pred_all = np.concatenate(gt_motions), np.concatenate(pred_motions)
             aligned = relative_motion_errors(gt_all, pred_all, scale="global")
@@ -80,7 +87,12 @@ class DepthEgoMotionEvaluation:
             out.update({"rpe_translation_rmse": aligned["rpe_translation_rmse"],
                         "rpe_rotation_deg_rmse": aligned["rpe_rotation_deg_rmse"],
                         "rpe_scale": aligned["scale"], "rpe_pairs": aligned["pairs"],
-                        "rpe_translation_rmse_unscaled": metric["rpe_translation_rmse"]})
+                        "rpe_translation_rmse_unscaled": metric["rpe_translation_rmse"],
+                        "baseline_zero_motion_rpe_translation_rmse":
+                            float(np.sqrt(np.mean(np.sum(gt_all[:, :3, 3] ** 2, axis=1)))),
+                        "baseline_zero_motion_rpe_rotation_deg_rmse":
+                            relative_motion_errors(gt_all, np.tile(np.eye(4), (len(gt_all), 1, 1)),
+                                                   scale="none")["rpe_rotation_deg_rmse"]})
         out["median_inference_ms"] = float(np.median(self.inference_ms)) if self.inference_ms else float("nan")
         out.update({f"frames_{k}": v for k, v in sorted(self.statuses.items())})
         return out
@@ -116,6 +128,8 @@ def evaluate_bags(bags: Sequence[str | Path], pipeline, min_depth: float = 0.1, 
         if result.depth is not None and frame.depth is not None:
             try:
                 evaluation.depth_scores.append(evaluate_depth(result.depth, frame.depth, min_depth, max_depth))
+                evaluation.baseline_depth_scores.append(
+                    evaluate_depth(np.ones(frame.depth.shape), frame.depth, min_depth, max_depth))
             except MetricInputError:  # no ground-truth pixel inside the caps in this image
                 pass
         if result.pose is None:

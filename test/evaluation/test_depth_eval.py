@@ -51,3 +51,22 @@ def test_camera_jumps_and_empty_evaluations():
     assert camera_jump(np.eye(4), transform_from_6dof([0, 1.0, 0, 0, 0, 0]), 0.5, 30.0)
     with pytest.raises(ValueError, match="nothing to evaluate"):
         DepthEgoMotionEvaluation().metrics()
+
+
+def test_trivial_baselines_are_scored_beside_the_networks():
+    gt = _trajectory(7)
+    evaluation = DepthEgoMotionEvaluation(
+        depth_scores=[{"abs_rel": 0.1, "sq_rel": 0.2, "rmse": 0.3, "rmse_log": 0.4, "a1": 0.5, "a2": 0.6, "a3": 0.7,
+                       "scale_median": 2.0}],
+        baseline_depth_scores=[{"abs_rel": 0.3, "rmse_log": 0.5, "a1": 0.4}], segments=[Segment(gt=gt, pred=gt)],
+        frames=len(gt))
+    metrics = evaluation.metrics()
+    assert metrics["baseline_constant_depth_abs_rel"] == 0.3 and metrics["baseline_constant_depth_a1"] == 0.4
+    assert metrics["ate_mean"] == pytest.approx(0, abs=1e-9)
+    # standing still: the error is the ground-truth motion itself
+    step = np.linalg.norm(STEP[:3, 3])
+    assert metrics["baseline_zero_motion_rpe_translation_rmse"] == pytest.approx(step)
+    assert metrics["baseline_zero_motion_rpe_rotation_deg_rmse"] == pytest.approx(np.degrees(0.02), rel=1e-6)
+    first = np.array(gt[:5])[:, :3, 3]
+    expected_ate = np.sqrt(np.mean(np.sum(first ** 2, axis=1)))  # positions in the first camera of a snippet
+    assert metrics["baseline_zero_motion_ate_mean"] == pytest.approx(expected_ate, rel=1e-6)

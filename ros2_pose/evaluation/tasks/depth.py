@@ -41,7 +41,13 @@ def format_table(metrics: dict) -> str:
             ("delta < 1.25^3", "a3", "{:.3f}"), ("ATE 5-frame (m)", "ate_mean", "{:.4f}"),
             ("RPE translation (m)", "rpe_translation_rmse", "{:.4f}"),
             ("RPE rotation (deg)", "rpe_rotation_deg_rmse", "{:.3f}"),
-            ("Median inference (ms)", "median_inference_ms", "{:.1f}")]
+            ("Median inference (ms)", "median_inference_ms", "{:.1f}"),
+            # what no learning gives on the same frames (ros2_pose.evaluation.depth)
+            ("abs-rel, constant-depth baseline", "baseline_constant_depth_abs_rel", "{:.3f}"),
+            ("delta < 1.25, constant-depth baseline", "baseline_constant_depth_a1", "{:.3f}"),
+            ("ATE 5-frame, zero-motion baseline (m)", "baseline_zero_motion_ate_mean", "{:.4f}"),
+            ("RPE translation, zero-motion baseline (m)", "baseline_zero_motion_rpe_translation_rmse", "{:.4f}"),
+            ("RPE rotation, zero-motion baseline (deg)", "baseline_zero_motion_rpe_rotation_deg_rmse", "{:.3f}")]
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {label} | {fmt.format(metrics[key])} |" for label, key, fmt in rows if key in metrics]
     return "\n".join(lines)
