@@ -6,7 +6,7 @@ compared with the bag's /ground_truth/skeletons of the same stamp.
 Measure: the fraction of the scored people's labelled joints that a published skeleton has within
 0.2 of the person's height (a loose per-joint PCK; per joint because the shipped model, far from
 its OKS target, splits many people into fragments). The shipped model measures 0.66 on these 8
-frames (0.53 on all 24, docs/results_bodypose.md); an untrained network finds no joint at the
+frames (0.53 on all 24, the body pose section of docs/RESULTS.md); an untrained network finds no joint at the
 node's thresholds, and a joint order or input scaling gone wrong puts the joints elsewhere. The
 bounds are NOT the issue's target (OKS AP, `bpnet evaluate`).
 """

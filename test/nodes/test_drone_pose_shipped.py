@@ -3,7 +3,7 @@ sample bag: through a real drone_pose node with its default parameters (config/d
 networks, ONNX Runtime, coarse pass, no detector), and through `ros2-pose eval drone` with its default
 models. Poses are compared with the bag's ground truth T_camera_drone of the tracked drone.
 
-The bounds are loose because the shipped models are weak (docs/results_drone.md: far below the
+The bounds are loose because the shipped models are weak (the drone section of docs/RESULTS.md: far below the
 issue's targets). They sit below what the models measure on this bag, which is deterministic (render
 version 5, seed 7): through the node, 21 of the 30 frames get a pose and 5 of those lie within 25 %
 of the true distance (rotation errors 26-101 deg, median 59); `eval drone` posed 60 % / 73 % of the

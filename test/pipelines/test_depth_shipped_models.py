@@ -2,7 +2,7 @@
 defaults of the node and of `ros2-pose eval depth`) on the motion sample bag, through the node's
 pipeline with ONNX Runtime, scored against the bag's ground-truth depth and camera poses.
 
-The bounds are what the CPU-trained models measurably do on this bag (docs/results_depth.md), with
+The bounds are what the CPU-trained models measurably do on this bag (the depth and ego-motion section of docs/RESULTS.md), with
 margin for the 30-frame sample; they are NOT the product's targets (abs-rel <= 0.12, ATE <= 0.02 m),
 which these models do not reach. Measured on this bag (ONNX Runtime): abs-rel 0.436, RMSE log 0.574
 (a constant depth scores 0.392 / 0.510 here: the depth network is not better than a constant yet;
