@@ -17,7 +17,7 @@ ONNX Runtime or TensorRT runner), so the same post-processing runs everywhere.
    stride convention of ros2_pose.codecs.heatmaps).
 3. `find_peaks`: non-maximum suppression by a max-pool window and `heatmap_threshold`, sub-pixel
    refinement by a parabola through the log values (exact for a Gaussian).
-4. `score_limb_candidates` / `group_people`: each limb's candidate pairs are scored by the PAF line
+4. `group_people` / `assemble_people`: each limb's candidate pairs are scored by the PAF line
    integral (OpenPose: mean projection plus a penalty for limbs longer than half the image, at
    least `paf_min_fraction` of the samples above `paf_threshold`), matched greedily as a bipartite
    assignment (best score first, every joint used once per limb), and the limbs are assembled
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ros2_pose.codecs.paf import line_integral_scores, sample_fractions, stacked_line_integral_scores
+from ros2_pose.codecs.paf import sample_fractions, stacked_line_integral_scores
 from ros2_pose.sim.skeleton import BODYPOSE18_KEYPOINTS, BODYPOSE18_LIMBS, bodypose18_to_coco17
 
 ASPECT_RATIO_MODES = ("pad_image_input", "adjust_network_input", None)
@@ -368,41 +368,6 @@ def _score_candidates(pafs: np.ndarray, limb_ids: np.ndarray, starts: np.ndarray
                                                             ends[survivors], count)
         scores[survivors], passed[survivors] = _candidate_scores(projections, lengths, config, pafs.shape[1])
     return scores, passed
-
-
-def _greedy_matches(ia: np.ndarray, ib: np.ndarray, scores: np.ndarray, passed: np.ndarray,
-                    most: int) -> list[tuple[int, int, float]]:
-    """Best-scored passing candidates first, each peak used once, at most `most` matches."""
-    keep = np.flatnonzero(passed)
-    order = keep[np.argsort(-scores[keep], kind="stable")]
-    used_a, used_b, matches = set(), set(), []
-    for a, b, score in zip(ia[order].tolist(), ib[order].tolist(), scores[order].tolist()):
-        if a in used_a or b in used_b:
-            continue
-        used_a.add(a)
-        used_b.add(b)
-        matches.append((a, b, score))
-        if len(matches) == most:
-            break
-    return matches
-
-
-def _all_pairs(count_a: int, count_b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (index in a, index in b), a-major."""
-    return np.repeat(np.arange(count_a), count_b), np.tile(np.arange(count_b), count_a)
-
-
-def score_limb_candidates(peaks_a: np.ndarray, peaks_b: np.ndarray, paf_x: np.ndarray, paf_y: np.ndarray,
-                          config: BodyPoseInferenceConfig, image_height: int) -> list[tuple[int, int, float]]:
-    """Greedy bipartite matching of one limb: (index in peaks_a, index in peaks_b, score), each
-    peak used at most once, candidates that fail the PAF criteria dropped."""
-    if len(peaks_a) == 0 or len(peaks_b) == 0:
-        return []
-    ia, ib = _all_pairs(len(peaks_a), len(peaks_b))
-    projections, lengths = line_integral_scores(paf_x, paf_y, peaks_a[ia, :2], peaks_b[ib, :2],
-                                                config.paf_num_samples)
-    scores, passed = _candidate_scores(projections, lengths, config, image_height)
-    return _greedy_matches(ia, ib, scores, passed, min(len(peaks_a), len(peaks_b)))
 
 
 def _tree_limbs(limbs: Sequence[Sequence[int]], num_joints: int) -> list[bool]:
