@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from ros2_pose.benchmarks._timing import summarize, time_calls
 
 RESOLUTIONS = ((224, 320), (288, 384), (320, 448))
 TARGET_GROUPING_MS = 2.0
@@ -69,17 +70,6 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def _median_ms(run, iterations: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95)), "n": iterations}
-
-
 def network_rows(model: str | Path, resolutions, backends, iterations: int, warmup: int, threads: int = 1) -> list[dict]:
     """One row per (resolution, backend): median / p95 ms of one batch-1 FP32 forward pass."""
     import torch
@@ -112,7 +102,7 @@ def network_rows(model: str | Path, resolutions, backends, iterations: int, warm
                     def run():
                         runner.run({"image": image})
                 rows.append({"input": f"{h}x{w}", "backend": backend, "precision": "fp32",
-                             **_median_ms(run, iterations, warmup)})
+                             **summarize(time_calls(run, iterations, warmup))})
     return rows
 
 
@@ -166,7 +156,7 @@ def postprocess_rows(people: int, iterations: int, warmup: int, frame_hw: tuple[
     rows = []
     for stage, step in zip(POST_STAGES, (upsample, peaks, grouping)):
         rows.append({"stage": stage, "people": people, "frame": f"{height}x{width}",
-                     **_median_ms(step, iterations, warmup)})
+                     **summarize(time_calls(step, iterations, warmup))})
     found = len(state["people"])
     for row in rows:
         row["people_found"] = found

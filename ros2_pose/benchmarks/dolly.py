@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ros2_pose.benchmarks._timing import summarize
+
 STAGES = ("detect", "crop", "pose network", "pose decoding", "messages")
 TARGET_POSE_NETWORK_MS = 5.0
 TARGET_END_TO_END_MS = 20.0
@@ -74,11 +76,6 @@ def load_frames(bag: str | Path, count: int) -> list[tuple[object, object]]:
     if not pairs:
         raise ValueError(f"bag {bag} has no /camera/image_raw with a /camera/camera_info of the same stamp")
     return pairs
-
-
-def summarize(values_ms) -> dict:
-    values = np.asarray(values_ms, dtype=np.float64)
-    return {"median_ms": float(np.median(values)), "p95_ms": float(np.percentile(values, 95)), "n": int(values.size)}
 
 
 class MessageStage:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ros2_pose.benchmarks._timing import summarize
+
 STAGES = ("coarse letterbox", "coarse backbone", "coarse decode", "crop", "backbone", "decode", "PnP")
 STEM = "backbone: stem alone (anti-aliased 1/4 downsampling)"
 PER_FRAME = "per frame (all networks, coarse pass + crop + PnP)"
@@ -43,11 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="ONNX Runtime intra-op threads and torch threads (default 1, as config/drone_pose.yaml)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
-
-
-def summarize(values_ms) -> dict:
-    values = np.asarray(values_ms, dtype=np.float64)
-    return {"median_ms": float(np.median(values)), "p95_ms": float(np.percentile(values, 95)), "n": int(values.size)}
 
 
 def load_frames(bag, count: int) -> list[tuple[np.ndarray, object]]:
@@ -89,10 +86,7 @@ def stage_rows(pipeline, drone_model: str, frames, iterations: int, warmup: int,
 
         def coarse_box():
             xy, confidence = decode_crop_keypoints(heatmaps, info.output_stride, pipeline.decoder)
-            xy, confident = letterbox.crop_to_image(xy[0]), confidence[0] >= pipeline.coarse_confidence
-            if confident.sum() < pipeline.pnp.min_keypoints:
-                return None
-            return np.concatenate([xy[confident].min(axis=0), xy[confident].max(axis=0)])
+            return pipeline.coarse_box(letterbox.crop_to_image(xy[0]), confidence[0])
         box, row["coarse decode"] = _timed(coarse_box)
         if box is None:
             box = np.array([width / 2, height / 2, width / 2, height / 2])

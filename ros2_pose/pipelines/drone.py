@@ -213,11 +213,15 @@ class DronePosePipeline:
         image, or None when fewer than min_keypoints are confident."""
         info = self.models[drone_model][1]
         height, width = image.shape[:2]
-        xy, confidence = self._keypoints(drone_model, image, RoiCrop.whole_image(width, height, info.crop.size))
+        return self.coarse_box(*self._keypoints(drone_model, image, RoiCrop.whole_image(width, height, info.crop.size)))
+
+    def coarse_box(self, keypoints_image: np.ndarray, confidence: np.ndarray) -> np.ndarray | None:
+        """The box around the keypoints above `coarse_confidence`, None when fewer than
+        min_keypoints are."""
         confident = confidence >= self.coarse_confidence
         if confident.sum() < self.pnp.min_keypoints:
             return None
-        return np.concatenate([xy[confident].min(axis=0), xy[confident].max(axis=0)])
+        return np.concatenate([keypoints_image[confident].min(axis=0), keypoints_image[confident].max(axis=0)])
 
     def estimate(self, image: np.ndarray, camera: CameraModel, box, drone_model: str) -> DroneResult:
         """The pose of the drone in `box` with the network of `drone_model` (image already undistorted)."""
