@@ -38,7 +38,7 @@ from ros2_pose.data.body_augment import (SpatialAugmentParams, apply_transform, 
 from ros2_pose.models.bodypose import BodyPoseNet
 from ros2_pose.pipelines.body_pose import normalize_image
 from ros2_pose.sim.skeleton import BODYPOSE18_LIMBS, COCO_KEYPOINTS, coco17_to_bodypose18
-from ros2_pose.training.run import ConfigError, TrainingRun, seed_everything
+from ros2_pose.training.run import ConfigError, TrainingRun, model_from_folder, seed_everything
 
 ARCHITECTURE = "ros2_pose.models.bodypose:BodyPoseNet"
 SAMPLE_FIELDS = ["image", "unlabeled_mask", "keypoints", "num_people", "center", "person_height", "image_size"]
@@ -202,19 +202,14 @@ def make_validate(model: BodyPoseNet, samples: BodyPoseSamples, batch_size: int)
 
 def build_model(config: dict) -> tuple[BodyPoseNet, str]:
     """The network to train and a line saying where its weights came from."""
-    from ros2_pose.deploy.model_spec import ModelSpec, build_torch_model
-
     pretrained = config["pretrained_weights"]
     model_cfg = config["model"]
     kwargs = {k: model_cfg[k] for k in ("width", "stages", "stage_width", "use_bias")}
     if config["load_graph"]:
         if not pretrained:
             raise ConfigError("load_graph needs pretrained_weights: a model folder holding model.yaml + model.pt")
-        spec = ModelSpec.from_folder(pretrained)
-        model = build_torch_model(spec.load_config(), spec.require("weights"))
-        if not isinstance(model, BodyPoseNet):
-            raise ConfigError(f"{pretrained} holds a {type(model).__name__}, not a BodyPoseNet")
-        return model.train(), f"graph and weights from {pretrained}"
+        model, _ = model_from_folder(pretrained, BodyPoseNet)
+        return model, f"graph and weights from {pretrained}"
     model = BodyPoseNet(**kwargs)
     if not pretrained:
         return model, "random initialisation"

@@ -169,20 +169,29 @@ def resolve_init_from(source: str | Path, config_folder: str | Path) -> Path:
         raise ConfigError(f"init_from: {exc} (the config's folder)") from None
 
 
+def model_from_folder(folder: str | Path, architecture: type):
+    """(network in train mode, its ModelConfig) of a model folder (model.yaml + model.pt, loaded
+    weights-only); ConfigError when the folder holds another architecture."""
+    from ros2_pose.deploy.model_spec import ModelSpec, build_torch_model
+
+    spec = ModelSpec.from_folder(folder)
+    model_config = spec.load_config()
+    model = build_torch_model(model_config, spec.require("weights"))
+    if not isinstance(model, architecture):
+        raise ConfigError(f"{folder} holds a {type(model).__name__}, not a {architecture.__name__}")
+    return model.train(), model_config
+
+
 def initial_model(config: dict[str, Any], architecture: type):
     """The network a run starts from: `architecture(**config["model"])`, or with `init_from` set (a
     model folder, see `resolve_init_from`), that folder's architecture and weights, e.g. a pruned
     model whose widths the config's `model:` section cannot express. config["model"] then becomes
     the folder's kwargs, so the run's exported model.yaml describes what was trained."""
-    from ros2_pose.deploy.model_spec import ModelSpec, build_torch_model
-
     if not config.get("init_from"):
         return architecture(**config["model"])
-    folder = Path(config["init_from"])
-    spec = ModelSpec.from_folder(folder)
-    model_config = spec.load_config()
-    model = build_torch_model(model_config, spec.require("weights"))
-    if not isinstance(model, architecture):
-        raise ConfigError(f"init_from {folder} holds a {type(model).__name__}, not a {architecture.__name__}")
+    try:
+        model, model_config = model_from_folder(Path(config["init_from"]), architecture)
+    except ConfigError as exc:
+        raise ConfigError(f"init_from {exc}") from None
     config["model"] = dict(model_config.kwargs)
-    return model.train()
+    return model
