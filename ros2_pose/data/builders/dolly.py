@@ -141,6 +141,11 @@ def _detection_of(frame: Frame, class_id: str):
     return None
 
 
+def mask_source(frame: Frame, options: DollyOptions) -> str:
+    """Where a frame's masks and visible box come from: "segmentation" or "projected" (from the pose)."""
+    return "projected" if options.masks == "projected" or frame.segmentation is None else "segmentation"
+
+
 def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.random.Generator,
                   project: ProjectedSegmentation | None = None) -> list[dict]:
     """The `crops_per_frame` rows of one frame. `project` renders the segmentation from the pose
@@ -151,7 +156,7 @@ def frame_samples(frame: Frame, options: DollyOptions, class_id: str, rng: np.ra
     pose_ok = bool(T is not None and np.all(np.isfinite(T)) and T[2, 3] > 0)
     detection = _detection_of(frame, class_id)
     object_index = options.object_index
-    if options.masks == "projected" or seg is None:
+    if mask_source(frame, options) == "projected":
         if project is None:
             raise ValueError("frame has no segmentation and no projector was given")
         seg = project(frame.camera, T, width, height) if pose_ok else np.zeros((height, width), np.uint16)
@@ -220,8 +225,7 @@ def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | N
     mask_sources = {"segmentation": 0, "projected": 0}
     try:
         for frame in plan.decoded_frames():
-            source = "segmentation" if frame.segmentation is not None and dolly.masks != "projected" else "projected"
-            mask_sources[source] += dolly.crops_per_frame
+            mask_sources[mask_source(frame, dolly)] += dolly.crops_per_frame
             for j, row in enumerate(frame_samples(frame, dolly, options.object_frame, rng, project)):
                 writer.write(frame.plan.ordinal * dolly.crops_per_frame + j, row)
     finally:
