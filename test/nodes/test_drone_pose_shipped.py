@@ -20,7 +20,7 @@ from tf2_msgs.msg import TFMessage
 from ros2_pose.benchmarks.dolly import load_frames
 from ros2_pose.data.builders.frames import BuildOptions, FramePlan
 from ros2_pose.evaluation.drone import TRACKED_INSTANCE
-from ros2_pose.geometry.transforms import RigidTransform
+from ros2_pose.geometry.transforms import RigidTransform, rotation_error_deg
 from ros2_pose.samples import sample_bag
 
 # Over the sample's 30 frames whose tracked drone has a network (all of them: both drone models ship).
@@ -31,11 +31,6 @@ MAX_MEDIAN_ROTATION_DEG = 90.0  # of the closest pose, over the close frames
 MIN_PROJ5_FRAMES = 2            # `eval drone`: frames whose keypoints reproject within 5 px
 
 pytestmark = pytest.mark.slow
-
-
-def rotation_error_deg(a: RigidTransform, b: RigidTransform) -> float:
-    cosine = (np.trace(a.rotation.T @ b.rotation) - 1) / 2
-    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def closest_pose_errors(poses_by_stamp, truths):
         distance = np.linalg.norm(truth.translation)
         best = min(candidates, key=lambda p: np.linalg.norm(p.translation - truth.translation))
         errors[stamp] = (np.linalg.norm(best.translation - truth.translation) / distance,
-                         rotation_error_deg(best, truth))
+                         rotation_error_deg(best.rotation, truth.rotation))
     return errors
 
 
