@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import tempfile
-import time
 
-import numpy as np
+from ros2_pose.benchmarks._timing import summarize, time_calls
 
 # Precisions each backend has on each device (torch fp16 needs CUDA; ONNX Runtime runs the fp32 graph).
 DEFAULT_PRECISIONS = {("torch", "cpu"): ("fp32",), ("torch", "cuda"): ("fp32", "fp16"),
@@ -25,12 +24,8 @@ def add_arguments(parser):
 
 def measure(runner, inputs, iterations: int) -> dict[str, float]:
     """Median and p95 wall-clock latency of runner.run(inputs) in milliseconds."""
-    times = np.empty(iterations)
-    for i in range(iterations):
-        start = time.perf_counter()
-        runner.run(inputs)
-        times[i] = time.perf_counter() - start
-    return {"median_ms": float(np.median(times) * 1e3), "p95_ms": float(np.percentile(times, 95) * 1e3)}
+    stats = summarize(time_calls(lambda: runner.run(inputs), iterations, warmup=0))
+    return {"median_ms": stats["median_ms"], "p95_ms": stats["p95_ms"]}
 
 
 def benchmark_rows(model, backends, precisions, device, iterations, warmup, threads=None) -> list[dict]:

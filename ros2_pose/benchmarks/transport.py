@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ros2_pose.benchmarks._timing import time_calls
 from ros2_pose.nodes.image_sink import latency_summary
 
 QOS_NAMES = ("reliable", "sensor")
@@ -56,15 +57,6 @@ def _own_domain_id() -> int:
     return 1 + os.getpid() % 100
 
 
-def _timings_ms(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def conversion_rows(width: int, height: int, repeats: int) -> list[Row]:
     from sensor_msgs.msg import Image
 
@@ -84,7 +76,7 @@ def conversion_rows(width: int, height: int, repeats: int) -> list[Row]:
     for case, fn, n in (("numpy -> Image (to_image_msg, bytes)", lambda: to_image_msg(frame, "rgb8"), repeats),
                         ("numpy -> Image (msg.data = ndarray)", assign_ndarray, max(2, min(5, repeats))),
                         ("Image -> numpy (from_image_msg, zero-copy)", lambda: from_image_msg(msg), repeats)):
-        s = latency_summary(_timings_ms(fn, n))
+        s = latency_summary(time_calls(fn, n, warmup=0))
         rows.append(Row("conversion", case, s["median_ms"], s["p95_ms"], str(n)))
     return rows
 
