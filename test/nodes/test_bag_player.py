@@ -148,9 +148,11 @@ def test_play_cli_in_a_subprocess(graph, bag):
                             stderr=subprocess.STDOUT, text=True)
     try:
         client = listener.create_client(Trigger, "/bag_player/resume")
-        # our subscription matched to the player's publisher: nothing published after resume is lost
+        # Our reader has matched the player's writer; discovery is not symmetric, so give the writer
+        # time to match our reader too (what it publishes before that is lost: volatile QoS).
         assert _spin_until(executor, lambda: client.service_is_ready() and subscription.get_publisher_count() > 0,
                            timeout=30)
+        time.sleep(0.5)
         future = client.call_async(client.srv_type.Request())
         assert _spin_until(executor, future.done)
         assert _spin_until(executor, lambda: len(received) == N)
