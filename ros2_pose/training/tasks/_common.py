@@ -9,10 +9,15 @@ import numpy as np
 from ros2_pose.resources import package_share
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
+def add_training_arguments(parser: argparse.ArgumentParser, default_config: str,
+                           several_datasets: bool = False) -> None:
     parser.add_argument("--config", default=None,
                         help=f"training config YAML (default: {default_config} of the package)")
-    parser.add_argument("--data", default=None, help="dataset folder (overrides the config's `data`)")
+    if several_datasets:
+        parser.add_argument("--data", nargs="+", default=None,
+                            help="dataset folder(s), trained on together (overrides the config's `data`)")
+    else:
+        parser.add_argument("--data", default=None, help="dataset folder (overrides the config's `data`)")
     parser.add_argument("--out", required=True, help="run folder: config, curves, checkpoints, metrics")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -38,6 +43,43 @@ def load_split(folder, split: str, fields: list[str], valid_field: str | None,
     return {name: np.asarray(dataset.arrays[name][rows]) for name in fields if name != valid_field}
 
 
+def dataset_folders(data) -> list[str]:
+    """The config's `data`: one dataset folder or a list of them (several recordings or renders,
+    each built on its own, so a new bag adds a dataset instead of rebuilding one from every bag)."""
+    folders = [data] if isinstance(data, (str, Path)) else list(data or [])
+    if not folders:
+        raise SystemExit("no dataset: pass --data DIR or set `data` in the config")
+    resolved = [Path(folder).resolve() for folder in folders]
+    if len(set(resolved)) < len(resolved):
+        raise SystemExit(f"a dataset is listed twice in `data`: {[str(f) for f in folders]}")
+    return [str(folder) for folder in folders]
+
+
+def load_splits(folders: list[str], split: str, fields: list[str], valid_field: str | None,
+                unique_field: str | None = None) -> dict[str, np.ndarray]:
+    """load_split over several datasets of one task, concatenated in the given order. A dataset
+    without samples in this split adds none (e.g. one built with --split 1,0,0 for training only)."""
+    from ros2_pose.data.dataset import DatasetError, read_manifest
+
+    tasks = {folder: read_manifest(folder).get("task") for folder in folders}
+    if len(set(tasks.values())) > 1:
+        raise DatasetError(f"datasets of different tasks cannot be trained on together: {tasks}")
+    parts = []
+    for folder in folders:
+        try:
+            parts.append(load_split(folder, split, fields, valid_field, unique_field))
+        except ValueError as error:
+            if len(folders) == 1 or isinstance(error, DatasetError):
+                raise
+    if not parts:
+        raise ValueError(f"split {split!r} has no usable samples in any of {', '.join(folders)}")
+    shapes = {name: {part[name].shape[1:] for part in parts} for name in parts[0]}
+    mismatched = {name: sorted(map(str, s)) for name, s in shapes.items() if len(s) > 1}
+    if mismatched:
+        raise ValueError(f"datasets {', '.join(folders)} disagree on sample shapes: {mismatched}")
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
 def run_training(args, defaults: dict, fields: list[str], valid_field: str | None, train_fn,
                  monitor: str, mode: str, model_config_fn, unique_field: str | None = None) -> int:
     """Load config and data, train, then turn the best checkpoint into a model folder
@@ -50,8 +92,7 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
         config["data"] = args.data
     if args.epochs is not None:
         config["epochs"] = args.epochs
-    if not config["data"]:
-        raise SystemExit("no dataset: pass --data DIR or set `data` in the config")
+    folders = dataset_folders(config["data"])
     if config.get("init_from"):
         from ros2_pose.training.run import resolve_init_from
 
@@ -59,8 +100,8 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     seed_everything(int(config["seed"]))
     run = TrainingRun(Path(args.out), config, monitor=monitor, mode=mode)
     resume_state = run.start(resume=args.resume)
-    train = load_split(config["data"], "train", fields, valid_field, unique_field)
-    val = load_split(config["data"], "val", fields, valid_field, unique_field)
+    train = load_splits(folders, "train", fields, valid_field, unique_field)
+    val = load_splits(folders, "val", fields, valid_field, unique_field)
     print(f"training on {len(next(iter(train.values())))} samples, validating on "
           f"{len(next(iter(val.values())))}; run folder {run.folder}")
     model = train_fn(train, val, config, run, resume_state=resume_state)

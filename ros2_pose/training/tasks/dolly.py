@@ -4,7 +4,7 @@ from __future__ import annotations
 from ros2_pose.training.tasks._common import add_training_arguments, run_training
 
 DEFAULTS = {
-    "data": None,                      # dataset folder (ros2-pose dataset build dolly)
+    "data": None,                      # dataset folder or list of folders (ros2-pose dataset build dolly)
     "seed": 0,
     "epochs": 30,
     "batch_size": 64,
@@ -18,7 +18,7 @@ FIELDS = ["crop", "box_norm", "crop_matrix", "K", "rotation", "translation", "ma
 
 
 def add_arguments(parser):
-    add_training_arguments(parser, default_config="config/train/dolly_pose.yaml")
+    add_training_arguments(parser, default_config="config/train/dolly_pose.yaml", several_datasets=True)
 
 
 def run(args) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 from ros2_pose.training.tasks._common import add_training_arguments, run_training
 
 DEFAULTS = {
-    "data": None,                      # dataset folder (ros2-pose dataset build drone)
+    "data": None,                      # dataset folder or list of folders (ros2-pose dataset build drone)
     "seed": 1989,                      # the seed's
     "epochs": 44,                      # the seed's
     "batch_size": 24,                  # the seed's
@@ -29,7 +29,7 @@ FIELDS = ["image", "keypoints", "visibility", "keypoints_3d", "box", "K", "rotat
 
 
 def add_arguments(parser):
-    add_training_arguments(parser, default_config="config/train/drone_large.yaml")
+    add_training_arguments(parser, default_config="config/train/drone_large.yaml", several_datasets=True)
 
 
 def run(args) -> int:
