@@ -59,12 +59,31 @@ def time_layer(layer: str, keypoints, points, K, repeats: int, epnp_refine_steps
     return {"forward_s": float(np.median(forward_times)), "backward_s": float(np.median(backward_times))}
 
 
+def time_one_by_one(layer: str, keypoints, points, K, repeats: int, epnp_refine_steps: int) -> float:
+    """Median seconds to run forward + backward on each item of the batch on its own, in turn (the
+    issue's baseline: the same samples solved and differentiated one at a time)."""
+    totals = []
+    for _ in range(repeats):
+        total = 0.0
+        for b in range(len(keypoints)):
+            times = time_layer(layer, keypoints[b:b + 1], points, K, 1, epnp_refine_steps)
+            total += times["forward_s"] + times["backward_s"]
+        totals.append(total)
+    return float(np.median(totals))
+
+
 def benchmark_rows(batch_sizes, drone="drone_large", noise_px=1.0, repeats=5, epnp_refine_steps=2) -> list[dict]:
+    """Per layer and batch size: median forward and backward seconds; for batches above 1 also the
+    same items one at a time and the speed-up of the batch over that."""
     rows = []
     for batch in batch_sizes:
         problem = make_problem(batch, drone, noise_px)
         for layer in LAYERS:
-            rows.append({"layer": layer, "batch": batch, **time_layer(layer, *problem, repeats, epnp_refine_steps)})
+            row = {"layer": layer, "batch": batch, **time_layer(layer, *problem, repeats, epnp_refine_steps)}
+            if batch > 1:
+                row["one_by_one_s"] = time_one_by_one(layer, *problem, repeats, epnp_refine_steps)
+                row["speedup"] = row["one_by_one_s"] / (row["forward_s"] + row["backward_s"])
+            rows.append(row)
     return rows
 
 
@@ -80,10 +99,12 @@ def run(args) -> int:
     rows = benchmark_rows(batch_sizes, args.drone, args.noise_px, args.repeats, args.epnp_refine_steps)
     table = Table(title=f"differentiable PnP, {args.drone} (10 keypoints, {args.noise_px} px noise), "
                         f"median of {args.repeats}, float64, {torch.get_num_threads()} torch thread(s)")
-    for column in ("layer", "batch", "forward ms", "backward ms", "backward ms / item"):
+    for column in ("layer", "batch", "forward ms", "backward ms", "backward ms / item", "one by one ms", "speed-up"):
         table.add_column(column, justify="left" if column == "layer" else "right")
     for row in rows:
+        one_by_one = f"{row['one_by_one_s'] * 1e3:.1f}" if "one_by_one_s" in row else "-"
+        speedup = f"{row['speedup']:.1f}x" if "speedup" in row else "-"
         table.add_row(row["layer"], str(row["batch"]), f"{row['forward_s'] * 1e3:.2f}", f"{row['backward_s'] * 1e3:.2f}",
-                      f"{row['backward_s'] * 1e3 / row['batch']:.3f}")
+                      f"{row['backward_s'] * 1e3 / row['batch']:.3f}", one_by_one, speedup)
     Console().print(table)
     return 0

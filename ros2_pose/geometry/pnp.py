@@ -70,10 +70,16 @@ def intrinsics_and_distortion(camera) -> tuple[np.ndarray, np.ndarray | None]:
     return K, None
 
 
-def _is_collinear(points: np.ndarray) -> bool:
-    centred = points - points.mean(axis=0)
+def is_collinear(points: np.ndarray) -> np.ndarray:
+    """(..., N, D) points -> (...) bool: collinear or coincident (one batched SVD for a batch)."""
+    centred = points - points.mean(axis=-2, keepdims=True)
     singular = np.linalg.svd(centred, compute_uv=False)
-    return singular[0] == 0 or singular[1] < _DEGENERATE_RATIO * singular[0]
+    return (singular[..., 0] == 0) | (singular[..., 1] < _DEGENERATE_RATIO * singular[..., 0])
+
+
+def refine_lm(object_points, image_points, K, D, rvec, tvec) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt polish of a pose on the reprojection error (OpenCV), run to convergence."""
+    return cv2.solvePnPRefineLM(object_points, image_points, K, D, rvec, tvec, criteria=_LM_CRITERIA)
 
 
 def _check_inputs(object_points, image_points, confidence):
@@ -124,9 +130,9 @@ def solve_pnp(object_points, image_points, camera, confidence=None, confidence_t
         return _failure(f"{len(keep)} keypoints with confidence >= {confidence_threshold} (of {len(object_points)}); "
                         f"{method} needs at least {required}", method)
     obj, img = object_points[keep], image_points[keep]
-    if _is_collinear(obj):
+    if is_collinear(obj):
         return _failure("degenerate configuration: the confident 3D points are collinear or coincident", method)
-    if _is_collinear(img):
+    if is_collinear(img):
         return _failure("degenerate configuration: the confident image points are collinear or coincident", method)
 
     use_guess = initial_pose is not None
@@ -155,7 +161,7 @@ def solve_pnp(object_points, image_points, camera, confidence=None, confidence_t
         if not (np.all(np.isfinite(rvec)) and np.all(np.isfinite(tvec))):
             return _failure(f"OpenCV {method} returned a non-finite pose", method)
         if refine:
-            rvec, tvec = cv2.solvePnPRefineLM(obj[used], img[used], K, D, rvec, tvec, criteria=_LM_CRITERIA)
+            rvec, tvec = refine_lm(obj[used], img[used], K, D, rvec, tvec)
     except cv2.error as exc:
         return _failure(f"OpenCV {method} raised: {str(exc).strip().splitlines()[-1]}", method)
 

@@ -90,6 +90,15 @@ def test_failures_raise_clear_errors_instead_of_nan():
     collinear = torch.tensor([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [0.3, 0, 0]], dtype=torch.float64)
     with pytest.raises(BPnPError, match="batch item 0: degenerate"):
         bpnp(torch.rand(1, 4, 2, dtype=torch.float64) * 100, collinear, K)
+    # The batch checks name the item at fault, whatever its place in the batch.
+    bad_pixels = keypoints_for(POSES)
+    bad_pixels[1, 2, 0] = float("nan")
+    with pytest.raises(BPnPError, match="batch item 1: non-finite"):
+        bpnp(bad_pixels, POINTS, K)
+    on_a_line = keypoints_for(torch.cat([POSES, POSES]))
+    on_a_line[2, :, 1] = 240.0
+    with pytest.raises(BPnPError, match="batch item 2: degenerate.*image points"):
+        bpnp(on_a_line, POINTS, K)
     with pytest.raises(ValueError, match="points_3d must have shape"):
         bpnp(keypoints_for(POSES), POINTS[:5], K)
     with pytest.raises(ValueError, match="variant"):
