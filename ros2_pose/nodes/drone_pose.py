@@ -63,7 +63,7 @@ class DronePoseNode(LifecycleNodeBase):
         **MODEL_PARAMETERS,
         "decoder": ("argmax_subpixel", "heatmap decoder: argmax_subpixel | center_of_mass | soft_argmax"),
         "pnp_method": ("sqpnp", "OpenCV PnP solver: sqpnp | epnp | iterative"),
-        "ransac": (False, "run PnP inside RANSAC"),
+        "ransac": (True, "run PnP inside RANSAC (drops swapped rotor keypoints)"),
         "ransac_reprojection_px": (3.0, "RANSAC inlier threshold, pixels"),
         "refine": (True, "Levenberg-Marquardt refinement of the PnP pose"),
         "confidence_threshold": (0.1, "keypoints below this heatmap confidence are left out of PnP"),

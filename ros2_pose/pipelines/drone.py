@@ -13,6 +13,10 @@ the network always sees a square crop around the drone's box (grown by `margin`,
    decoded, and the box around its confident keypoints (training mixes in whole-image samples for
    this, `crop.whole_image_fraction`). That finds one drone per network; it is weak for drones that
    are a couple of pixels in the letterbox, where a detector input is the better source.
+   The box around keypoints is smaller than the drone's box (rotor blades and gear reach past the
+   keypoints, and the letterbox misses the least confident ones), so it is scaled about its centre
+   by the model's `coarse_box_scale` (drone.yaml), calibrated on validation frames at the end of
+   training (`calibrate_coarse_box_scale`): the crop then frames the drone as in training.
 
 Drone models: one network per drone model (see ros2_pose.training.drone); a model folder's
 `drone.yaml` says which drone model and 3D keypoints it was trained for. When the drone model of a
@@ -80,12 +84,13 @@ class DroneModelInfo:
     crop: CropSettings
     output_stride: int
     backbone: str = ""
+    coarse_box_scale: float = 1.0     # coarse-pass keypoint box -> drone box (calibrate_coarse_box_scale)
 
     def to_yaml_dict(self) -> dict:
         return {"drone_model": self.drone_model, "backbone": self.backbone, "keypoint_names": list(self.keypoint_names),
                 "keypoints_3d": np.asarray(self.keypoints_3d, float).round(6).tolist(),
                 "crop": {"size": self.crop.size, "margin": self.crop.margin, "min_box_px": self.crop.min_box_px},
-                "output_stride": self.output_stride}
+                "output_stride": self.output_stride, "coarse_box_scale": round(float(self.coarse_box_scale), 4)}
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / DRONE_INFO_FILE
@@ -103,12 +108,15 @@ class DroneModelInfo:
             points = np.asarray(data["keypoints_3d"], dtype=np.float64)
             names = tuple(str(n) for n in data["keypoint_names"])
             crop = CropSettings(int(data["crop"]["size"]), float(data["crop"]["margin"]), float(data["crop"]["min_box_px"]))
-            info = cls(str(data["drone_model"]), names, points, crop, int(data["output_stride"]), str(data.get("backbone", "")))
+            info = cls(str(data["drone_model"]), names, points, crop, int(data["output_stride"]), str(data.get("backbone", "")),
+                       float(data.get("coarse_box_scale", 1.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise DroneModelInfoError(f"{path}: {type(exc).__name__}: {exc} (expected drone_model, keypoint_names, "
                                       f"keypoints_3d (K x 3), crop {{size, margin, min_box_px}}, output_stride)") from None
         if points.shape != (len(names), 3) or not np.all(np.isfinite(points)):
             raise DroneModelInfoError(f"{path}: keypoints_3d must be finite, {len(names)} x 3; got shape {points.shape}")
+        if not (np.isfinite(info.coarse_box_scale) and 0.25 <= info.coarse_box_scale <= 8.0):
+            raise DroneModelInfoError(f"{path}: coarse_box_scale must be in [0.25, 8], got {info.coarse_box_scale}")
         return info
 
 
@@ -134,7 +142,9 @@ class DroneResult:
 @dataclass(frozen=True)
 class PnPSettings:
     method: str = "sqpnp"
-    ransac: bool = False
+    # RANSAC by default: the networks often swap the four rotor keypoints (the aircraft is nearly
+    # 4-fold symmetric), and RANSAC drops them; on the held-out set it more than doubles Proj5.
+    ransac: bool = True
     ransac_reprojection_px: float = 3.0
     refine: bool = True
     confidence_threshold: float = 0.2
@@ -145,6 +155,33 @@ class PnPSettings:
             raise ValueError(f"unknown PnP method {self.method!r}; expected one of {sorted(METHODS)}")
         if self.min_keypoints < 4:
             raise ValueError(f"min_keypoints must be >= 4 (a drone pose needs 4 non-degenerate points), got {self.min_keypoints}")
+
+
+def scale_box(box, scale: float) -> np.ndarray:
+    """(x_min, y_min, x_max, y_max) scaled about its centre."""
+    box = np.asarray(box, np.float64)
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * scale
+    return np.concatenate([centre - half, centre + half])
+
+
+def calibrate_coarse_box_scale(pipeline: "DronePosePipeline", drone_model: str, images, boxes) -> float | None:
+    """The median ratio of the true box's longer side to the coarse pass's (unscaled) keypoint box's
+    over frames of `drone_model` (RGB images, true boxes in pixels), i.e. the `coarse_box_scale`
+    that makes the coarse pass's crops frame the drone like the training crops; None when the
+    coarse pass finds no drone in any frame."""
+    runner_info = pipeline.models[drone_model]
+    ratios = []
+    for image, true_box in zip(images, boxes):
+        height, width = image.shape[:2]
+        found = pipeline.coarse_box(*pipeline._keypoints(drone_model, image,
+                                                          RoiCrop.whole_image(width, height, runner_info[1].crop.size)))
+        true_side = float(np.max(np.asarray(true_box[2:]) - np.asarray(true_box[:2])))
+        if found is None or true_side <= 0:
+            continue
+        found_side = float(np.max(found[2:] - found[:2]))
+        if found_side > 0:
+            ratios.append(true_side / found_side)
+    return float(np.clip(np.median(ratios), 0.25, 8.0)) if ratios else None
 
 
 def decode_crop_keypoints(heatmaps: np.ndarray, stride: int, decoder: str = "argmax_subpixel",
@@ -213,7 +250,8 @@ class DronePosePipeline:
         image, or None when fewer than min_keypoints are confident."""
         info = self.models[drone_model][1]
         height, width = image.shape[:2]
-        return self.coarse_box(*self._keypoints(drone_model, image, RoiCrop.whole_image(width, height, info.crop.size)))
+        box = self.coarse_box(*self._keypoints(drone_model, image, RoiCrop.whole_image(width, height, info.crop.size)))
+        return None if box is None else scale_box(box, info.coarse_box_scale)
 
     def coarse_box(self, keypoints_image: np.ndarray, confidence: np.ndarray) -> np.ndarray | None:
         """The box around the keypoints above `coarse_confidence`, None when fewer than

@@ -27,6 +27,8 @@ held in memory as arrays; crops are cut per batch with cv2.warpAffine.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Callable
 
 import numpy as np
@@ -105,6 +107,22 @@ def drone_model_info(config: dict[str, Any]) -> DroneModelInfo:
     return DroneModelInfo(config["drone_model"], KEYPOINT_NAMES, MODELS[config["drone_model"]].keypoints(),
                           CropSettings(int(config["model"]["input_size"]), float(crop["margin"]), float(crop["min_box_px"])),
                           BACKBONES[config["model"]["backbone"]].output_stride, config["model"]["backbone"])
+
+
+def calibrated_model_info(model_folder: str | Path, config: dict[str, Any], val: dict[str, np.ndarray],
+                          max_frames: int = 200) -> DroneModelInfo:
+    """drone_model_info with the coarse pass's box scale calibrated on (up to `max_frames`)
+    validation frames of this drone model, run through the exported ONNX model as the node runs it."""
+    from ros2_pose.deploy.runner import create_runner
+    from ros2_pose.pipelines.drone import DronePosePipeline, calibrate_coarse_box_scale
+
+    info = drone_model_info(config)
+    rows = rows_of_drone_model(val, config["drone_model"])[:max_frames]
+    pipeline = DronePosePipeline([(create_runner(model_folder, backend="onnxruntime", intra_op_threads=1), info)],
+                                 decoder=config["eval"]["decoder"])
+    scale = calibrate_coarse_box_scale(pipeline, config["drone_model"], (val["image"][i] for i in rows),
+                                       (val["box"][i] for i in rows))
+    return info if scale is None else dataclasses.replace(info, coarse_box_scale=scale)
 
 
 def rows_of_drone_model(arrays: dict[str, np.ndarray], drone_model: str) -> np.ndarray:
@@ -254,7 +272,8 @@ def validation_metrics(model, val: dict[str, np.ndarray], info: DroneModelInfo, 
     from ros2_pose.evaluation.drone import summarise_with_cameras
     from ros2_pose.geometry.camera import CameraModel
 
-    pnp = PnPSettings(config["eval"]["pnp_method"], confidence_threshold=config["eval"]["confidence_threshold"])
+    pnp = PnPSettings(config["eval"]["pnp_method"], ransac=bool(config["eval"]["ransac"]),
+                      confidence_threshold=config["eval"]["confidence_threshold"])
     poses, errors = predict_poses(model, val, info, config["eval"]["decoder"], pnp)
     height, width = val["image"].shape[1:3]
     truths = [RigidTransform(r.astype(np.float64), t.astype(np.float64)) for r, t in zip(val["rotation"], val["translation"])]

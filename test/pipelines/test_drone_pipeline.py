@@ -4,12 +4,14 @@ when the heatmaps are right, and an explicit failure when they are not.
 The network is replaced by an oracle that returns the Gaussian heatmaps of the true keypoints for
 the crop it is given (a trained network cannot be had in a unit test); every other stage is real.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
 from ros2_pose.codecs.heatmaps import encode_gaussian_heatmaps, image_to_heatmap_coordinates
 from ros2_pose.geometry.crop import RoiCrop
-from ros2_pose.pipelines.drone import (CropSettings, DroneModelInfo, DroneModelInfoError, DronePosePipeline,
+from ros2_pose.pipelines.drone import (CropSettings, calibrate_coarse_box_scale, scale_box, DroneModelInfo, DroneModelInfoError, DronePosePipeline,
                                        PnPSettings, crop_around_box, network_input)
 from ros2_pose.sim.drone import KEYPOINT_NAMES, MODELS, DroneTask
 
@@ -84,6 +86,25 @@ def test_right_heatmaps_give_the_true_pose_from_a_box_and_from_the_coarse_pass(f
     assert runner.calls == calls + 1
 
 
+def test_coarse_box_scale_is_calibrated_on_true_boxes_and_applied_by_locate(frame):
+    spec, name = frame.keypoints[0], frame.extra["model"]
+    info = info_for(name)
+    box = np.asarray(spec.box, float)
+    whole = RoiCrop.whole_image(frame.camera.width, frame.camera.height, info.crop.size)
+    runner = OracleRunner(frame.rgb, spec.xy, [whole])
+    pipeline = DronePosePipeline([(runner, info)], pnp=PnPSettings(confidence_threshold=0.5))
+    scale = calibrate_coarse_box_scale(pipeline, name, [frame.rgb], [box])
+    keypoint_side = (spec.xy.max(0) - spec.xy.min(0)).max()
+    assert scale == pytest.approx((box[2:] - box[:2]).max() / keypoint_side, rel=0.05)
+    assert scale > 1.0  # the drone reaches past its keypoints
+    scaled = DronePosePipeline([(runner, dataclasses.replace(info, coarse_box_scale=scale))],
+                               pnp=PnPSettings(confidence_threshold=0.5))
+    located = scaled.locate(frame.rgb, name)
+    expected = scale_box(np.concatenate([spec.xy.min(0), spec.xy.max(0)]), scale)
+    np.testing.assert_allclose(located, expected, atol=2.5 * scale)
+    assert calibrate_coarse_box_scale(DronePosePipeline([(BlankRunner(), info)]), name, [frame.rgb], [box]) is None
+
+
 def test_no_confident_keypoints_is_an_explicit_failure_without_a_pose(frame):
     name = frame.extra["model"]
     pipeline = DronePosePipeline([(BlankRunner(), info_for(name))])
@@ -116,10 +137,18 @@ def test_crop_around_tiny_box_keeps_the_minimum_size():
 
 
 def test_model_info_round_trip_and_errors(tmp_path):
-    info = info_for("drone_small")
+    info = dataclasses.replace(info_for("drone_small"), coarse_box_scale=1.75)
     info.write(tmp_path)
     back = DroneModelInfo.from_folder(tmp_path)
     assert back.drone_model == "drone_small" and back.crop == info.crop and back.output_stride == STRIDE
+    assert back.coarse_box_scale == 1.75
+    yaml_text = (tmp_path / "drone.yaml").read_text()
+    (tmp_path / "drone.yaml").write_text(yaml_text.replace("coarse_box_scale: 1.75", "coarse_box_scale: .nan"))
+    with pytest.raises(DroneModelInfoError, match="coarse_box_scale"):
+        DroneModelInfo.from_folder(tmp_path)
+    # drone.yaml files written before the scale existed load with the unscaled box.
+    (tmp_path / "drone.yaml").write_text(yaml_text.replace("coarse_box_scale: 1.75\n", ""))
+    assert DroneModelInfo.from_folder(tmp_path).coarse_box_scale == 1.0
     np.testing.assert_allclose(back.keypoints_3d, info.keypoints_3d, atol=1e-6)
     with pytest.raises(DroneModelInfoError, match="no drone.yaml"):
         DroneModelInfo.from_folder(tmp_path / "elsewhere")

@@ -1,6 +1,8 @@
 """Evaluate the drone keypoint networks on held-out bags: NPE, AD, ACC2/5, ADD2/5, Proj2/5 per drone model."""
 from __future__ import annotations
 
+import argparse
+
 DEFAULT_MODELS = ["drone_pose_large", "drone_pose_small"]
 
 
@@ -17,7 +19,8 @@ def add_arguments(parser):
     parser.add_argument("--decoder", default="argmax_subpixel",
                         choices=["argmax_subpixel", "center_of_mass", "soft_argmax"])
     parser.add_argument("--pnp", default="sqpnp", choices=["sqpnp", "epnp", "iterative"])
-    parser.add_argument("--ransac", action="store_true", help="PnP inside RANSAC")
+    parser.add_argument("--ransac", action=argparse.BooleanOptionalAction, default=True,
+                        help="PnP inside RANSAC (the node's default); --no-ransac uses all confident keypoints")
     parser.add_argument("--confidence-threshold", type=float, default=0.1,
                         help="keypoints below this heatmap confidence are left out of PnP")
     parser.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames")

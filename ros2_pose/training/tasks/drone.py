@@ -23,7 +23,8 @@ DEFAULTS = {
              "whole_image_fraction": 0.2},
     "model": {"backbone": "hrnet", "input_size": 128, "kwargs": None},
     "optimizer": {"lr": 1.0e-3, "weight_decay": 0.0},
-    "eval": {"decoder": "argmax_subpixel", "pnp_method": "sqpnp", "confidence_threshold": 0.1},
+    "eval": {"decoder": "argmax_subpixel", "pnp_method": "sqpnp", "confidence_threshold": 0.1,
+             "ransac": False},         # validation on ground-truth-box crops, all confident keypoints
 }
 FIELDS = ["image", "keypoints", "visibility", "keypoints_3d", "box", "K", "rotation", "translation", "pose_valid"]
 
@@ -33,13 +34,17 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ros2_pose.training.drone import drone_model_config, drone_model_info, train_keypoint_network
+    from ros2_pose.training.drone import calibrated_model_info, drone_model_config, train_keypoint_network
     from ros2_pose.training.run import load_config
+    from ros2_pose.training.tasks._common import dataset_folders, load_splits
 
     code = run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_keypoint_network,
                         monitor="val_selection", mode="max", model_config_fn=drone_model_config)
-    # The model folder also says which drone and 3D keypoints the network is for (pipelines.drone).
+    # The model folder also says which drone and 3D keypoints the network is for and how to scale
+    # its coarse pass's boxes (pipelines.drone), calibrated on the validation frames.
     config = load_config(Path(args.out) / "config.yaml", DEFAULTS)
-    path = drone_model_info(config).write(Path(args.out) / "model")
-    print(f"wrote {path}")
+    val = load_splits(dataset_folders(config["data"]), "val", ["image", "box", "keypoints_3d", "pose_valid"], "pose_valid")
+    info = calibrated_model_info(Path(args.out) / "model", config, val)
+    path = info.write(Path(args.out) / "model")
+    print(f"wrote {path} (coarse_box_scale {info.coarse_box_scale:.3f})")
     return code
