@@ -162,7 +162,8 @@ class BodyPoseNode(LifecycleNodeBase):
         self.predict = None
 
     def on_image(self, msg: Image, image):
-        people = estimate_people(self.predict, image, self.pipeline_config)
+        with self.timed("pipeline"):
+            people = estimate_people(self.predict, image, self.pipeline_config)
         self.counts["frames_with_people" if people else "frames_without_people"] += 1
         self.counts["people_last_frame"] = len(people)
         self.skeleton_publisher.publish(skeleton_array(msg.header, people))

@@ -71,14 +71,15 @@ class DepthEgoMotionNode(LifecycleNodeBase):
 
     def on_image(self, msg: Image, image):
         camera = self.camera_for(image, msg.header)
-        result = self.pipeline.process(image, camera, stamp_to_ns(msg.header.stamp))
+        with self.timed("pipeline"):
+            result = self.pipeline.process(image, camera, stamp_to_ns(msg.header.stamp))
         if result.reset_reason is not None:
             self.get_logger().warning(f"odometry reset: {result.reset_reason}")
         if result.depth is None:
             raise DropFrame(f"no output yet ({result.status})")
         if not np.isfinite(result.depth).all():  # the pipeline checks the network; never publish NaN
             raise ValueError("depth image holds non-finite values; not published")
-        self.depth_publisher.publish(to_image_msg(result.depth.astype(np.float32), "32FC1", msg.header))
+        self.depth_publisher.publish(to_image_msg(np.asarray(result.depth, np.float32), "32FC1", msg.header))
         if result.pose is None:
             return
         child = self.config["camera_frame"] or msg.header.frame_id

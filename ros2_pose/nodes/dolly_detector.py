@@ -56,11 +56,13 @@ class DollyDetectorNode(LifecycleNodeBase):
         self.pipeline = None
 
     def on_image(self, msg: Image, image):
-        box, score = self.pipeline.detect(image)
+        with self.timed("pipeline"):
+            box, score = self.pipeline.detect(image)
         threshold = self.config["score_threshold"]
         self.detection_publisher.publish(detections_message(msg.header, box, score, threshold))
         if self.crop_publisher is not None and score >= threshold:
-            crop = RoiCrop.from_box(box, size=CROP_SIZE).apply(image)
+            with self.timed("pipeline"):
+                crop = RoiCrop.from_box(box, size=CROP_SIZE).apply(image)
             self.crop_publisher.publish(to_image_msg(crop, "rgb8", msg.header))
 
 

@@ -76,7 +76,8 @@ class DollyPoseNode(LifecycleNodeBase):
 
     def on_image(self, msg: Image, image):
         camera = self.camera_for(image, msg.header)
-        result = self.pipeline.process(image, camera)
+        with self.timed("pipeline"):
+            result = self.pipeline.process(image, camera)
         self.outcomes[result.status] += 1
         self.recent_outcomes.append(result.status)
         self.detection_publisher.publish(detections_message(msg.header, result.box, result.score,

@@ -131,7 +131,8 @@ class DronePoseNode(LifecycleNodeBase):
             if detections is None:
                 self.pending_image = (msg, image)
                 raise DropFrame("no detections with this image's stamp yet (kept until they arrive)")
-        results = self.pipeline.process(image, camera, detections)
+        with self.timed("pipeline"):
+            results = self.pipeline.process(image, camera, detections)
         self.publish_results(msg, results)
         if self.debug_publisher is not None:
             self.debug_publisher.publish(to_image_msg(draw_results(image, camera, results), "rgb8", msg.header))

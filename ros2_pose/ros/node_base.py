@@ -50,6 +50,8 @@ from __future__ import annotations
 import re
 import time
 import traceback
+from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,6 +76,8 @@ from ros2_pose.ros.qos import reliable_qos, sensor_data_qos
 
 # camera_info messages kept by stamp for pairing with images (about a second of a 30 Hz camera).
 CAMERA_INFO_HISTORY = 30
+# Per-frame timings kept for `frame_timings` (bench nodes); a bounded window, like FrameStats.
+FRAME_TIMING_HISTORY = 1000
 
 
 class DropFrame(Exception):
@@ -109,6 +113,10 @@ class LifecycleNodeBase(LifecycleNode):
         self.config: dict[str, Any] = {}
         self._declare_parameters(params_file)
         self.stats = self._new_frame_stats()
+        # One dict per processed frame: "callback_s" (the whole callback, image decoding and
+        # publishing included) and the seconds of each `timed` stage inside it.
+        self.frame_timings: deque[dict[str, float]] = deque(maxlen=FRAME_TIMING_HISTORY)
+        self._frame_stages: dict[str, float] | None = None
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos())
         self._diagnostics_timer = self.create_timer(
             self.get_parameter("diagnostics_period_s").value, self.publish_diagnostics)
@@ -344,11 +352,24 @@ class LifecycleNodeBase(LifecycleNode):
             self.destroy_lifecycle_publisher(publisher)
         self._outputs.clear()
 
+    @contextmanager
+    def timed(self, stage: str):
+        """Time a stage of the current frame's callback (e.g. `with self.timed("pipeline"):`): it is
+        recorded with the callback's total in `frame_timings`, so what the node spends outside its
+        pipeline (image conversion, message building, publishing) can be measured (bench nodes)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._frame_stages is not None:
+                self._frame_stages[stage] = self._frame_stages.get(stage, 0.0) + time.perf_counter() - start
+
     def process_safely(self, callback: Callable[..., None], *, counts_as_frame: bool = True) -> Callable[..., None]:
         """`callback` wrapped so an exception is logged and counted, never raised into the executor."""
         def wrapped(*args) -> None:
             if counts_as_frame:
                 self.stats.frame_received()
+                self._frame_stages = {}
             start = time.perf_counter()
             try:
                 callback(*args)
@@ -365,7 +386,10 @@ class LifecycleNodeBase(LifecycleNode):
                 self.get_logger().debug("".join(traceback.format_exception(exc)))
                 return
             if counts_as_frame:
-                self.stats.frame_processed(time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                self.stats.frame_processed(elapsed)
+                self.frame_timings.append({"callback_s": elapsed, **(self._frame_stages or {})})
+                self._frame_stages = None
         return wrapped
 
     @staticmethod

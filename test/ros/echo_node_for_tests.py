@@ -37,7 +37,8 @@ class EchoNode(LifecycleNodeBase):
             raise RuntimeError(f"refusing {msg.encoding} images")
         if msg.encoding == self.config["drop_on_encoding"]:
             raise DropFrame(f"{msg.encoding} is dropped")
-        scaled = (image * self.config["scale"]).astype(image.dtype)
+        with self.timed("scale"):
+            scaled = (image * self.config["scale"]).astype(image.dtype)
         self.echo_publisher.publish(to_image_msg(scaled, msg.encoding, self.output_header(msg.header)))
 
 

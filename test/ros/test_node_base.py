@@ -143,6 +143,9 @@ def test_diagnostics_report_frames_and_survive_callback_errors(rig, spin_until, 
     for i in range(5):
         peer.images.publish(_image_msg(sec=i))
     assert spin_until(lambda: len(peer.echoes) == 5)
+    # Every processed frame has its callback time and the `timed` stage inside it.
+    assert len(echo.frame_timings) == 5
+    assert all(0 < t["scale"] <= t["callback_s"] for t in echo.frame_timings)
     peer.images.publish(_image_msg(encoding="8UC1"))  # dropped on purpose, not an error
     bad = _image_msg()
     bad.step = 2  # bad input: decoding fails before the callback
@@ -160,6 +163,7 @@ def test_diagnostics_report_frames_and_survive_callback_errors(rig, spin_until, 
     status, kv = values()
     assert status.level == bytes([2]) and status.message.startswith("3 consecutive failures: RuntimeError")
     assert (kv["frames_received"], kv["frames_processed"], kv["frames_dropped"], kv["errors"]) == ("9", "5", "4", "3")
+    assert len(echo.frame_timings) == 5  # dropped and failed frames have no timings
     assert kv["last_error"] == "RuntimeError: refusing mono16 images"
     assert float(kv["input_rate_hz"]) > 0 and float(kv["latency_median_ms"]) > 0
     assert kv["lifecycle_state"] == "active"
