@@ -101,8 +101,10 @@ def image_msg_to_array(msg: Any) -> np.ndarray:
     return pixels
 
 
-def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
-    """Image message fields for `array` in `encoding` (validated: dtype, channels, 2-D/3-D)."""
+def array_to_image_fields(array: np.ndarray, encoding: str, data_as_array: bool = False) -> dict[str, Any]:
+    """Image message fields for `array` in `encoding` (validated: dtype, channels, 2-D/3-D). `data`
+    is bytes, or with `data_as_array` the C-contiguous array itself (for a caller that copies it
+    into its message buffer once, instead of bytes first)."""
     info = encoding_info(encoding)
     array = np.asarray(array)
     if array.dtype.newbyteorder("=") != info.dtype.newbyteorder("="):
@@ -128,7 +130,7 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
         "encoding": encoding,
         "is_bigendian": int(_NATIVE_BIG_ENDIAN and info.dtype.itemsize > 1),
         "step": int(width * info.channels * info.dtype.itemsize),
-        "data": array.tobytes(),
+        "data": array if data_as_array else array.tobytes(),
     }
 
 

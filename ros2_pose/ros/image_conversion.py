@@ -21,6 +21,8 @@ Errors are `ros2_pose.images.ImageEncodingError` with both backends.
 """
 from __future__ import annotations
 
+from array import array as typed_array  # the stdlib buffer rclpy keeps uint8[] fields in
+
 from typing import Any
 
 import numpy as np
@@ -93,10 +95,14 @@ class ImageConverter:
                 raise ImageEncodingError(f"cv_bridge could not encode {array.shape} {array.dtype} as "
                                          f"{encoding!r}: {exc}") from exc
         else:
-            fields = array_to_image_fields(array, encoding)
-            data = fields.pop("data")
+            fields = array_to_image_fields(array, encoding, data_as_array=True)
+            pixels = fields.pop("data")
             msg = Image(**fields)
-            msg.data = data  # the setter takes bytes in ~0.2 ms; Image(data=bytes) iterates them (~2.5 ms)
+            # One copy straight into the message's uint8 array: Image(data=bytes) iterates the bytes
+            # (~2.5 ms at 320x240 float), and bytes then the setter copy twice (~0.2 ms; this ~0.03 ms).
+            data = typed_array("B")
+            data.frombytes(memoryview(pixels).cast("B"))
+            msg.data = data
         msg.header = _make_header(header, stamp, frame_id)
         return msg
 
