@@ -58,6 +58,12 @@ def model_dir(name: str) -> Path:
     return path
 
 
+def shipped_models() -> list[str]:
+    """Names of the models shipped in models/ (folders with a model.yaml)."""
+    root = package_share() / "models"
+    return sorted(p.name for p in root.iterdir() if (p / "model.yaml").is_file()) if root.is_dir() else []
+
+
 def model_location(name_or_folder: str | Path) -> Path:
     """A shipped model's folder by name (models/<name>), or an explicit folder / .onnx path."""
     path = Path(name_or_folder).expanduser()
