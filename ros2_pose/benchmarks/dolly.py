@@ -236,6 +236,8 @@ def end_to_end(context, detector: str, pose_model: str, backend: str, threads: i
         return result
     finally:
         executor.shutdown(timeout_sec=2.0)
+        if thread.is_alive():
+            thread.join(timeout=5.0)  # a spin thread still in rclpy at interpreter exit aborts the process
         node.release()
         node.destroy_node()
         probe.destroy_node()

@@ -89,6 +89,8 @@ def time_node(context, module_name: str, frames, timed: int, warmup: int) -> dic
         timings = list(node.frame_timings)[-timed:]
     finally:
         executor.shutdown(timeout_sec=2.0)
+        if thread.is_alive():
+            thread.join(timeout=5.0)  # a spin thread still in rclpy at interpreter exit aborts the process
         node.destroy_node()
         probe.destroy_node()
     if not timings:

@@ -27,3 +27,16 @@ def test_cli_prints_the_table_and_writes_json(capsys, monkeypatch, tmp_path):
     assert '"message_share"' in out.read_text()
     with pytest.raises(SystemExit, match="--frames"):
         bench.run(parser.parse_args(["--frames", "0"]))
+
+
+def test_a_process_that_benchmarks_a_node_exits_cleanly():
+    # The node's executor thread must be joined: one still inside rclpy at interpreter exit made
+    # the process abort ("terminate called without an active exception", exit 134).
+    import os
+    import subprocess
+    import sys
+
+    code = "from ros2_pose.benchmarks import nodes; nodes.benchmark(['dolly_pose'], 1, 0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
