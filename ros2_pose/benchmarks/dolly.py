@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ros2_pose.benchmarks._timing import summarize
+from ros2_pose.benchmarks.nodes import TARGET_MESSAGE_SHARE
 
 STAGES = ("detect", "crop", "pose network", "pose decoding", "messages")
 TARGET_POSE_NETWORK_MS = 5.0
 TARGET_END_TO_END_MS = 20.0
-TARGET_MESSAGE_SHARE = 0.10
 E2E_TIMEOUT_S = 5.0
 E2E_STAGE = "end to end (node)"  # image published -> PoseStamped received, through DollyPoseNode
 
@@ -166,6 +166,7 @@ def end_to_end(context, detector: str, pose_model: str, backend: str, threads: i
     from rclpy.node import Node
     from sensor_msgs.msg import CameraInfo, Image
 
+    from ros2_pose.benchmarks._ros import start_spinning, stop_spinning
     from ros2_pose.nodes.dolly_pose import DollyPoseNode
     from ros2_pose.ros.message_builders import ns_to_stamp, stamp_to_ns
     from ros2_pose.ros.qos import reliable_qos
@@ -194,11 +195,11 @@ def end_to_end(context, detector: str, pose_model: str, backend: str, threads: i
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(probe)
-    thread = threading.Thread(target=lambda: _spin_quietly(executor), daemon=True)
+    thread = None
     try:
         if node.trigger_configure().name != "SUCCESS" or node.trigger_activate().name != "SUCCESS":
             raise RuntimeError(f"dolly_pose did not start with backend {backend} (see its log)")
-        thread.start()
+        thread = start_spinning(executor)
         deadline = time.monotonic() + 10.0
         while (image_pub.get_subscription_count() < 1 or info_pub.get_subscription_count() < 1
                or probe.count_publishers("/dolly/pose") < 1) and time.monotonic() < deadline:
@@ -235,19 +236,10 @@ def end_to_end(context, detector: str, pose_model: str, backend: str, threads: i
         result["frames_without_pose"] = no_pose
         return result
     finally:
-        executor.shutdown(timeout_sec=2.0)
-        if thread.is_alive():
-            thread.join(timeout=5.0)  # a spin thread still in rclpy at interpreter exit aborts the process
+        stop_spinning(executor, thread)
         node.release()
         node.destroy_node()
         probe.destroy_node()
-
-
-def _spin_quietly(executor) -> None:
-    try:
-        executor.spin()
-    except Exception:  # noqa: BLE001 - shutdown of the context ends the spin
-        pass
 
 
 def benchmark(detector: str, pose_model: str, backends, iterations: int, warmup: int, bag, threads: int = 1,

@@ -376,7 +376,6 @@ class LifecycleNodeBase(LifecycleNode):
             except DropFrame as drop:
                 self.stats.frame_dropped(str(drop))
                 self.get_logger().debug(f"frame dropped: {drop}")
-                return
             except Exception as exc:  # noqa: BLE001 - the node must keep running; counted and logged
                 description = f"{type(exc).__name__}: {exc}"
                 self.stats.error(description)
@@ -384,12 +383,14 @@ class LifecycleNodeBase(LifecycleNode):
                     self.stats.frame_dropped(description)
                 self.get_logger().error(f"callback failed: {description}", throttle_duration_sec=1.0)
                 self.get_logger().debug("".join(traceback.format_exception(exc)))
-                return
-            if counts_as_frame:
-                elapsed = time.perf_counter() - start
-                self.stats.frame_processed(elapsed)
-                self.frame_timings.append({"callback_s": elapsed, **(self._frame_stages or {})})
-                self._frame_stages = None
+            else:
+                if counts_as_frame:
+                    elapsed = time.perf_counter() - start
+                    self.stats.frame_processed(elapsed)
+                    self.frame_timings.append({"callback_s": elapsed, **self._frame_stages})
+            finally:
+                if counts_as_frame:
+                    self._frame_stages = None  # dropped and failed frames too: no frame is open now
         return wrapped
 
     @staticmethod
