@@ -169,12 +169,9 @@ def calibrate_coarse_box_scale(pipeline: "DronePosePipeline", drone_model: str, 
     over frames of `drone_model` (RGB images, true boxes in pixels), i.e. the `coarse_box_scale`
     that makes the coarse pass's crops frame the drone like the training crops; None when the
     coarse pass finds no drone in any frame."""
-    runner_info = pipeline.models[drone_model]
     ratios = []
     for image, true_box in zip(images, boxes):
-        height, width = image.shape[:2]
-        found = pipeline.coarse_box(*pipeline._keypoints(drone_model, image,
-                                                          RoiCrop.whole_image(width, height, runner_info[1].crop.size)))
+        found = pipeline.keypoint_box(image, drone_model)
         true_side = float(np.max(np.asarray(true_box[2:]) - np.asarray(true_box[:2])))
         if found is None or true_side <= 0:
             continue
@@ -247,11 +244,17 @@ class DronePosePipeline:
 
     def locate(self, image: np.ndarray, drone_model: str) -> np.ndarray | None:
         """Coarse pass: the box around the confident keypoints of one network on the letterboxed
-        image, or None when fewer than min_keypoints are confident."""
-        info = self.models[drone_model][1]
+        image scaled by the model's `coarse_box_scale`, or None when fewer than min_keypoints are
+        confident."""
+        box = self.keypoint_box(image, drone_model)
+        return None if box is None else scale_box(box, self.models[drone_model][1].coarse_box_scale)
+
+    def keypoint_box(self, image: np.ndarray, drone_model: str) -> np.ndarray | None:
+        """The coarse pass before its scale: the box around the confident keypoints of one network
+        on the letterboxed image (what `calibrate_coarse_box_scale` measures)."""
         height, width = image.shape[:2]
-        box = self.coarse_box(*self._keypoints(drone_model, image, RoiCrop.whole_image(width, height, info.crop.size)))
-        return None if box is None else scale_box(box, info.coarse_box_scale)
+        crop = RoiCrop.whole_image(width, height, self.models[drone_model][1].crop.size)
+        return self.coarse_box(*self._keypoints(drone_model, image, crop))
 
     def coarse_box(self, keypoints_image: np.ndarray, confidence: np.ndarray) -> np.ndarray | None:
         """The box around the keypoints above `coarse_confidence`, None when fewer than

@@ -81,9 +81,12 @@ def load_splits(folders: list[str], split: str, fields: list[str], valid_field: 
 
 
 def run_training(args, defaults: dict, fields: list[str], valid_field: str | None, train_fn,
-                 monitor: str, mode: str, model_config_fn, unique_field: str | None = None) -> int:
+                 monitor: str, mode: str, model_config_fn, unique_field: str | None = None,
+                 finish_model_folder=None) -> int:
     """Load config and data, train, then turn the best checkpoint into a model folder
-    (<run>/model: model.pt, model.yaml, model.onnx with its ONNX Runtime parity) ready to ship."""
+    (<run>/model: model.pt, model.yaml, model.onnx with its ONNX Runtime parity) ready to ship.
+    `finish_model_folder(folder, config, val)`, when given, then adds the task's own files to it,
+    with the validation split already in memory."""
     from ros2_pose.training.run import TrainingRun, load_config, seed_everything
 
     config_path = Path(args.config) if args.config else package_share() / args.default_config
@@ -117,4 +120,6 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     parity = write_model_folder(run.folder / "model", model.eval(), model_config_fn(config["model"]))
     print(f"model folder {run.folder / 'model'} (ONNX Runtime vs PyTorch max abs error: "
           + ", ".join(f"{k} {v:.1e}" for k, v in parity.items()) + ")")
+    if finish_model_folder is not None:
+        finish_model_folder(run.folder / "model", config, val)
     return 0

@@ -35,16 +35,13 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ros2_pose.training.drone import calibrated_model_info, drone_model_config, train_keypoint_network
-    from ros2_pose.training.run import load_config
-    from ros2_pose.training.tasks._common import dataset_folders, load_splits
 
-    code = run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_keypoint_network,
-                        monitor="val_selection", mode="max", model_config_fn=drone_model_config)
-    # The model folder also says which drone and 3D keypoints the network is for and how to scale
-    # its coarse pass's boxes (pipelines.drone), calibrated on the validation frames.
-    config = load_config(Path(args.out) / "config.yaml", DEFAULTS)
-    val = load_splits(dataset_folders(config["data"]), "val", ["image", "box", "keypoints_3d", "pose_valid"], "pose_valid")
-    info = calibrated_model_info(Path(args.out) / "model", config, val)
-    path = info.write(Path(args.out) / "model")
-    print(f"wrote {path} (coarse_box_scale {info.coarse_box_scale:.3f})")
-    return code
+    def write_drone_info(folder: Path, config: dict, val: dict) -> None:
+        # The model folder also says which drone and 3D keypoints the network is for and how to
+        # scale its coarse pass's boxes (pipelines.drone), calibrated on the validation frames.
+        info = calibrated_model_info(folder, config, val)
+        print(f"wrote {info.write(folder)} (coarse_box_scale {info.coarse_box_scale:.3f})")
+
+    return run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_keypoint_network,
+                        monitor="val_selection", mode="max", model_config_fn=drone_model_config,
+                        finish_model_folder=write_drone_info)
