@@ -41,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def stage_rows(pipeline, frames, iterations: int, warmup: int) -> dict[str, dict]:
     """Median / p95 of each module, each timed on its own over the frames (cycled)."""
-    import cv2
     from std_msgs.msg import Header
 
     from ros2_pose.pipelines.depth_egomotion import motion_between, twist_from_motion
@@ -49,7 +48,7 @@ def stage_rows(pipeline, frames, iterations: int, warmup: int) -> dict[str, dict
     from ros2_pose.ros.message_builders import ns_to_stamp, odometry, transform_stamped
 
     image, camera = frames[0]
-    prepared = [pipeline.prepare(image, camera)[0] for image, camera in frames]
+    prepared = [pipeline.prepare(frame_image, frame_camera)[0] for frame_image, frame_camera in frames]
     counter = iter(range(10 ** 9))
 
     def frame():
@@ -60,15 +59,12 @@ def stage_rows(pipeline, frames, iterations: int, warmup: int) -> dict[str, dict
     pipeline.window.extend(prepared[:pipeline.frames_per_sample])
     poses = pipeline.window_poses()
     motion = pipeline._metric(motion_between(poses, len(poses) - 2, len(poses) - 1), 1.0)
-    metric_depth = cv2.resize(depth, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    metric_depth = pipeline.metric_depth(depth, 1.0, image.shape[:2])
     header = Header(stamp=ns_to_stamp(1), frame_id="camera_optical_frame")
 
     def decode():
-        # network_depth's output checks, then what process() does with the depth
-        if not np.isfinite(depth).all() or (depth <= 0).any():
-            raise RuntimeError("non-finite depth")
-        scale = pipeline.scale(depth, camera)
-        return cv2.resize(depth * scale, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        checked = pipeline.checked_depth(depth)
+        return pipeline.metric_depth(checked, pipeline.scale(checked, camera), image.shape[:2])
 
     def integrate():
         step = pipeline._metric(motion_between(poses, len(poses) - 2, len(poses) - 1), 1.0)

@@ -239,10 +239,19 @@ class DepthEgoMotionPipeline:
 
     def network_depth(self, net_input: np.ndarray) -> np.ndarray:
         """H x W depth of the network (its own scale) for one prepared image."""
-        depth = self.depth_runner.run({"image": net_input[None]})["depth"][0, 0]
+        return self.checked_depth(self.depth_runner.run({"image": net_input[None]})["depth"][0, 0])
+
+    @staticmethod
+    def checked_depth(depth: np.ndarray) -> np.ndarray:
+        """The network's depth map, or NonFiniteOutputError (never published)."""
         if not np.isfinite(depth).all() or (depth <= 0).any():
             raise NonFiniteOutputError("the depth network returned non-finite or non-positive depth")
         return depth
+
+    @staticmethod
+    def metric_depth(depth: np.ndarray, scale: float, image_hw: tuple[int, int]) -> np.ndarray:
+        """The network's depth in metres at the image's resolution."""
+        return cv2.resize(depth * scale, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_LINEAR)
 
     def scale(self, depth: np.ndarray, camera: CameraModel) -> float | None:
         if self.scale_mode == "fixed":
@@ -291,7 +300,7 @@ class DepthEgoMotionPipeline:
         self.window.append(net_input)
         if scale is None:
             return EgoMotionResult("no_scale", reset_reason=reset_reason, elapsed_s=elapsed, timings_ms=timings)
-        metric_depth = cv2.resize(depth * scale, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        metric_depth = self.metric_depth(depth, scale, image.shape[:2])
         if first:
             return EgoMotionResult("first_frame", metric_depth, self.pose, RigidTransform.identity(), scale,
                                    reset_reason, elapsed, timings)
