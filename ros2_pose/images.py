@@ -124,13 +124,21 @@ def array_to_image_fields(array: np.ndarray, encoding: str, data_as_array: bool 
         array = array.astype(info.dtype)
     array = np.ascontiguousarray(array)
     height, width = array.shape[:2]
+    return {**image_layout_fields(height, width, encoding), "data": array if data_as_array else array.tobytes()}
+
+
+def image_layout_fields(height: int, width: int, encoding: str) -> dict[str, Any]:
+    """Image message fields but `data` (height, width, encoding, is_bigendian, step) of a packed
+    native-byte-order image."""
+    info = encoding_info(encoding)
+    if int(height) <= 0 or int(width) <= 0:
+        raise ImageEncodingError(f"an image needs a positive size, got {width}x{height}")
     return {
         "height": int(height),
         "width": int(width),
         "encoding": encoding,
         "is_bigendian": int(_NATIVE_BIG_ENDIAN and info.dtype.itemsize > 1),
         "step": int(width * info.channels * info.dtype.itemsize),
-        "data": array if data_as_array else array.tobytes(),
     }
 
 

@@ -5,11 +5,13 @@ pose networks per backend, one frame at a time (the pipeline's own steps, so the
 node's code):
 - prepare: undistortion when the camera has distortion, resize to the networks' input, float CHW;
 - depth network: the runner call alone;
-- depth decoding: output checks, metric scale, and the depth map resized back to the image;
+- depth decoding: output checks, metric scale, and the depth map resized back to the image, into
+  the outgoing message's pixels as in the node;
 - pose network: the runner call on the frame window (target + sources) alone;
 - odometry: the window's 6-DoF outputs -> camera poses -> metric motion -> integrated pose;
-- messages: the 32FC1 depth Image, the Odometry and the TF built (publishing is measured with
-  the node itself by `ros2-pose bench nodes`).
+- messages: the 32FC1 depth Image (its pixels already written), the Odometry and the TF filled
+  in, each one message object reused frame after frame as in the node (publishing is measured
+  with the node itself by `ros2-pose bench nodes`).
 Per frame: `DepthEgoMotionPipeline.process` (message work excluded).
 """
 from __future__ import annotations
@@ -43,8 +45,11 @@ def stage_rows(pipeline, frames, iterations: int, warmup: int) -> dict[str, dict
     """Median / p95 of each module, each timed on its own over the frames (cycled)."""
     from std_msgs.msg import Header
 
+    from geometry_msgs.msg import TransformStamped
+    from nav_msgs.msg import Odometry
+
     from ros2_pose.pipelines.depth_egomotion import motion_between, twist_from_motion
-    from ros2_pose.ros.image_conversion import to_image_msg
+    from ros2_pose.ros.image_conversion import ReusedImageMessage
     from ros2_pose.ros.message_builders import ns_to_stamp, odometry, transform_stamped
 
     image, camera = frames[0]
@@ -62,18 +67,23 @@ def stage_rows(pipeline, frames, iterations: int, warmup: int) -> dict[str, dict
     metric_depth = pipeline.metric_depth(depth, 1.0, image.shape[:2])
     header = Header(stamp=ns_to_stamp(1), frame_id="camera_optical_frame")
 
+    # as the node: one message per output refilled every frame, the depth resized into its pixels
+    depth_message, odometry_message, transform_message = ReusedImageMessage("32FC1"), Odometry(), TransformStamped()
+    twist = twist_from_motion(motion, 1 / 30)
+
     def decode():
         checked = pipeline.checked_depth(depth)
-        return pipeline.metric_depth(checked, pipeline.scale(checked, camera), image.shape[:2])
+        _, pixels = depth_message.prepare(*image.shape[:2], header)
+        return pipeline.metric_depth(checked, pipeline.scale(checked, camera), image.shape[:2], out=pixels)
 
     def integrate():
         step = pipeline._metric(motion_between(poses, len(poses) - 2, len(poses) - 1), 1.0)
         return pipeline.pose @ step
 
     def messages():
-        depth_msg = to_image_msg(np.asarray(metric_depth, np.float32), "32FC1", header)
-        odom = odometry(motion, header.stamp, "odom", "camera_link", twist=twist_from_motion(motion, 1 / 30))
-        return depth_msg, odom, transform_stamped(motion, header.stamp, "odom", "camera_link")
+        depth_msg, _ = depth_message.prepare(*metric_depth.shape, header)
+        odom = odometry(motion, header.stamp, "odom", "camera_link", twist=twist, out=odometry_message)
+        return depth_msg, odom, transform_stamped(motion, header.stamp, "odom", "camera_link", out=transform_message)
 
     stages = {
         "prepare": lambda: pipeline.prepare(*frames[frame()]),

@@ -17,14 +17,14 @@ the known `camera_height_m` (see the pipeline module).
 """
 from __future__ import annotations
 
-import numpy as np
 from diagnostic_msgs.msg import KeyValue
+from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
 
-from ros2_pose.pipelines.depth_egomotion import DepthEgoMotionPipeline, read_motion_sidecar, twist_from_motion
+from ros2_pose.pipelines.depth_egomotion import DepthEgoMotionPipeline, read_motion_sidecar
 from ros2_pose.resources import model_location
-from ros2_pose.ros.image_conversion import to_image_msg
+from ros2_pose.ros.image_conversion import ReusedImageMessage
 from ros2_pose.ros.message_builders import odometry, stamp_to_ns, transform_stamped
 from ros2_pose.ros.model_loading import MODEL_PARAMETERS, load_runner
 from ros2_pose.ros.node_base import DropFrame, LifecycleNodeBase, make_node_main
@@ -50,6 +50,10 @@ class DepthEgoMotionNode(LifecycleNodeBase):
     def on_configure_node(self):
         self.depth_publisher = self.create_output_publisher(Image, "depth/image")
         self.odometry_publisher = self.create_output_publisher(Odometry, "odom/visual")
+        # One message object per output, refilled every frame: publish() serialises it before returning
+        self.depth_message = ReusedImageMessage("32FC1")
+        self.odometry_message = Odometry()
+        self.transform_message = TransformStamped()
         self.tf_broadcaster = TransformBroadcaster(self) if self.config["publish_tf"] else None
         self.camera = None
         self.pipeline = None
@@ -71,24 +75,25 @@ class DepthEgoMotionNode(LifecycleNodeBase):
 
     def on_image(self, msg: Image, image):
         camera = self.camera_for(image, msg.header)
+        # the pipeline writes the metric depth straight into the outgoing message's pixels
+        depth_msg, depth_pixels = self.depth_message.prepare(image.shape[0], image.shape[1], msg.header)
         with self.timed("pipeline"):
-            result = self.pipeline.process(image, camera, stamp_to_ns(msg.header.stamp))
+            result = self.pipeline.process(image, camera, stamp_to_ns(msg.header.stamp), depth_out=depth_pixels)
         if result.reset_reason is not None:
             self.get_logger().warning(f"odometry reset: {result.reset_reason}")
         if result.depth is None:
             raise DropFrame(f"no output yet ({result.status})")
-        if not np.isfinite(result.depth).all():  # the pipeline checks the network; never publish NaN
-            raise ValueError("depth image holds non-finite values; not published")
-        self.depth_publisher.publish(to_image_msg(np.asarray(result.depth, np.float32), "32FC1", msg.header))
+        # Never NaN: the pipeline raises NonFiniteOutputError on a non-finite network output or scale,
+        # and the metric depth it wrote is finite by construction (see its metric_depth).
+        self.depth_publisher.publish(depth_msg)
         if result.pose is None:
             return
         child = self.config["camera_frame"] or msg.header.frame_id
-        twist = twist_from_motion(result.motion, result.elapsed_s) if result.motion is not None else None
         self.odometry_publisher.publish(odometry(result.pose, msg.header.stamp, self.config["odom_frame"], child,
-                                                 twist=twist))
+                                                 twist=result.twist, out=self.odometry_message))
         if self.tf_broadcaster is not None:
-            self.tf_broadcaster.send_transform(transform_stamped(result.pose, msg.header.stamp,
-                                                                 self.config["odom_frame"], child))
+            self.tf_broadcaster.send_transform(transform_stamped(
+                result.pose, msg.header.stamp, self.config["odom_frame"], child, out=self.transform_message))
 
     def diagnostic_status(self):
         status = super().diagnostic_status()

@@ -40,6 +40,7 @@ from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.transforms import RigidTransform
 
 SCALE_MODES = ("fixed", "camera_height")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Sidecar file of a pose model folder: how its windows were built (written by `train depth`).
 MOTION_FILE = "motion.yaml"
 
@@ -164,6 +165,9 @@ class EgoMotionResult:
     # When a window of 3+ frames first fills after a (re)start, the poses of the earlier frames that
     # got none ("filling_window"), oldest first: evaluation uses them, the node cannot go back in time.
     backfilled_poses: list[RigidTransform] = field(default_factory=list)
+    # (vx, vy, vz, wx, wy, wz) in the current camera frame, metres and radians per second: the
+    # motion over elapsed_s; None without a motion or without elapsed time
+    twist: np.ndarray | None = None
 
 
 def read_motion_sidecar(model_folder: str | Path | None) -> dict:
@@ -249,9 +253,23 @@ class DepthEgoMotionPipeline:
         return depth
 
     @staticmethod
-    def metric_depth(depth: np.ndarray, scale: float, image_hw: tuple[int, int]) -> np.ndarray:
-        """The network's depth in metres at the image's resolution."""
-        return cv2.resize(depth * scale, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_LINEAR)
+    def metric_depth(depth: np.ndarray, scale: float, image_hw: tuple[int, int],
+                     out: np.ndarray | None = None) -> np.ndarray:
+        """The network's (checked) depth in metres at the image's resolution, float32, written into
+        `out` (H x W float32, e.g. an outgoing message's buffer) when given.
+
+        Finite by construction, so nothing downstream re-checks the full-size map: the scaled maximum
+        is checked at network resolution, and bilinear interpolation stays within the input's range."""
+        if not (np.isfinite(scale) and scale > 0 and float(depth.max()) * scale < _FLOAT32_MAX):
+            raise NonFiniteOutputError(f"depth x scale {scale!r} is not a finite metric depth")
+        size = (image_hw[1], image_hw[0])
+        scaled = (depth * np.float32(scale)).astype(np.float32, copy=False)
+        if out is None:
+            return cv2.resize(scaled, size, interpolation=cv2.INTER_LINEAR)
+        if out.shape != tuple(image_hw) or out.dtype != np.float32:
+            raise ValueError(f"depth output buffer must be {image_hw} float32, got {out.shape} {out.dtype}")
+        cv2.resize(scaled, size, dst=out, interpolation=cv2.INTER_LINEAR)
+        return out
 
     def scale(self, depth: np.ndarray, camera: CameraModel) -> float | None:
         if self.scale_mode == "fixed":
@@ -284,7 +302,11 @@ class DepthEgoMotionPipeline:
                     f"(> max_time_gap_s {self.max_time_gap_ns / 1e9:g})")
         return None
 
-    def process(self, image: np.ndarray, camera: CameraModel, stamp_ns: int) -> EgoMotionResult:
+    def process(self, image: np.ndarray, camera: CameraModel, stamp_ns: int,
+                depth_out: np.ndarray | None = None) -> EgoMotionResult:
+        """One frame. `depth_out`: an H x W float32 buffer the metric depth is written into (the
+        node passes its outgoing Image's pixels, so the depth map is never copied); the result's
+        `depth` is then that buffer."""
         timings = {}
         start = time.perf_counter()
         reset_reason = self.check_time(int(stamp_ns))
@@ -300,7 +322,7 @@ class DepthEgoMotionPipeline:
         self.window.append(net_input)
         if scale is None:
             return EgoMotionResult("no_scale", reset_reason=reset_reason, elapsed_s=elapsed, timings_ms=timings)
-        metric_depth = self.metric_depth(depth, scale, image.shape[:2])
+        metric_depth = self.metric_depth(depth, scale, image.shape[:2], out=depth_out)
         if first:
             return EgoMotionResult("first_frame", metric_depth, self.pose, RigidTransform.identity(), scale,
                                    reset_reason, elapsed, timings)
@@ -323,7 +345,7 @@ class DepthEgoMotionPipeline:
             motion = (backfilled[-1] if backfilled else origin).inverse() @ self.pose
             self.window_filled = True
         return EgoMotionResult("ok", metric_depth, self.pose, motion, scale, reset_reason, elapsed, timings,
-                               backfilled)
+                               backfilled, twist_from_motion(motion, elapsed))
 
     @staticmethod
     def _metric(motion: np.ndarray, scale: float) -> RigidTransform:

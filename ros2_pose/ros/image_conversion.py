@@ -8,9 +8,15 @@ Public API
 ----------
 - `to_image_msg(array, encoding, header=None, *, stamp=None, frame_id="") -> sensor_msgs.msg.Image`:
   `header` (a std_msgs/Header, copied) or `stamp` (builtin_interfaces/Time or rclpy.time.Time) and
-  `frame_id`. `msg.data` is assigned `bytes`: assigning a numpy array costs ~50 ms per 640x480 rgb8
-  frame in rclpy, a memoryview ~40 ms, and passing bytes to the constructor ~2.5 ms; bytes
-  through the setter cost ~0.2 ms.
+  `frame_id`. The pixels are copied once, straight into the message's uint8 array: assigning a
+  numpy array costs ~50 ms per 640x480 rgb8 frame in rclpy, a memoryview ~40 ms, and passing bytes
+  to the constructor ~2.5 ms.
+- `image_msg_with_pixels(height, width, encoding, header=None, *, stamp=None, frame_id="")
+  -> (Image, np.ndarray)`: an Image whose pixel buffer is allocated, and a writable numpy view of it
+  (H x W or H x W x C, the encoding's dtype), for a producer that writes its output into the
+  message itself (`cv2.resize(..., dst=pixels)`): no copy at all. Same message with both backends.
+- `ReusedImageMessage(encoding).prepare(height, width, header) -> (Image, np.ndarray)`: the same,
+  one message per publisher refilled every frame (a new buffer only when the size changes).
 - `from_image_msg(msg, desired_encoding=None) -> np.ndarray`: the pixels (a zero-copy view with the
   codec backend), colour-converted when `desired_encoding` differs (rgb8 <-> bgr8 etc.); generic
   encodings (8UC3, 16UC1, ...) of the same layout pass through unchanged, as in cv_bridge.
@@ -36,6 +42,7 @@ from ros2_pose.images import (
     array_to_image_fields,
     convert_color,
     encoding_info,
+    image_layout_fields,
     image_msg_to_array,
 )
 
@@ -98,11 +105,10 @@ class ImageConverter:
             fields = array_to_image_fields(array, encoding, data_as_array=True)
             pixels = fields.pop("data")
             msg = Image(**fields)
-            # One copy straight into the message's uint8 array: Image(data=bytes) iterates the bytes
-            # (~2.5 ms at 320x240 float), and bytes then the setter copy twice (~0.2 ms; this ~0.03 ms).
-            data = typed_array("B")
-            data.frombytes(memoryview(pixels).cast("B"))
-            msg.data = data
+            # One copy, straight into the uint8 array the message already holds: Image(data=bytes)
+            # iterates the bytes (~2.5 ms at 320x240 float), and assigning a filled array costs a
+            # second copy, as the setter copies it unless ROS_PYTHON_CHECK_FIELDS=1.
+            msg.data.frombytes(memoryview(pixels).cast("B"))
         msg.header = _make_header(header, stamp, frame_id)
         return msg
 
@@ -148,5 +154,42 @@ def from_image_msg(msg: Image, desired_encoding: str | None = None) -> np.ndarra
     return _default_converter().from_msg(msg, desired_encoding)
 
 
+def image_msg_with_pixels(height: int, width: int, encoding: str, header: Header | None = None, *,
+                          stamp: Any = None, frame_id: str = "") -> tuple[Image, np.ndarray]:
+    fields = image_layout_fields(height, width, encoding)
+    info = encoding_info(encoding)
+    msg = Image(**fields)
+    # A zeroed uint8 array (repeating one zero is ~100x faster than array("B", bytes(n))). The setter
+    # keeps it, or a copy of it (field checks off, the default), so the view is taken of what the
+    # message holds afterwards.
+    msg.data = typed_array("B", [0]) * (fields["step"] * fields["height"])
+    shape = (fields["height"], fields["width"]) + ((info.channels,) if info.channels > 1 else ())
+    pixels = np.frombuffer(msg.data, dtype=info.dtype.newbyteorder("=")).reshape(shape)
+    msg.header = _make_header(header, stamp, frame_id)
+    return msg, pixels
+
+
+class ReusedImageMessage:
+    """One outgoing Image per publisher, its pixel buffer reused while the size stays the same.
+
+    rclpy serialises a message inside ``publish()``, so after it returns the message may be
+    refilled: a node that writes each frame's output into ``pixels`` (see `image_msg_with_pixels`)
+    then neither allocates nor copies an image per frame. A new size allocates a new buffer.
+    """
+
+    def __init__(self, encoding: str):
+        encoding_info(encoding)
+        self.encoding = encoding
+        self.message: Image | None = None
+        self.pixels: np.ndarray | None = None
+
+    def prepare(self, height: int, width: int, header: Header) -> tuple[Image, np.ndarray]:
+        """The message (with ``header``'s stamp and frame) and its writable pixels, height x width."""
+        if self.message is None or (self.message.height, self.message.width) != (int(height), int(width)):
+            self.message, self.pixels = image_msg_with_pixels(height, width, self.encoding)
+        self.message.header = _make_header(header, None, "")
+        return self.message, self.pixels
+
+
 __all__ = ["BACKENDS", "ENCODINGS", "ImageConverter", "ImageEncodingError", "from_image_msg",
-           "image_backend", "to_image_msg"]
+           "image_backend", "image_msg_with_pixels", "ReusedImageMessage", "to_image_msg"]

@@ -80,6 +80,29 @@ def test_pairs_integrate_a_constant_motion(tmp_path):
     assert np.isfinite(results[0].depth).all() and (results[0].depth > 0).all()
 
 
+def test_depth_is_written_into_the_callers_buffer_and_the_twist_comes_with_the_motion(tmp_path):
+    depth, pose = constant_motion_models(tmp_path, [MOTION])
+    pipeline = pe.DepthEgoMotionPipeline(depth, pose, metric_scale=2.0)
+    frames = _frames(2)
+    reference = pe.DepthEgoMotionPipeline(depth, pose, metric_scale=2.0).process(frames[0], CAMERA, 1).depth
+    buffer = np.zeros((H, W), np.float32)
+    first = pipeline.process(frames[0], CAMERA, 1, depth_out=buffer)
+    assert first.depth is buffer and first.twist is None          # no elapsed time, no velocity
+    np.testing.assert_array_equal(buffer, reference)
+    second = pipeline.process(frames[1], CAMERA, 1 + 50_000_000, depth_out=buffer)
+    np.testing.assert_allclose(second.twist, pe.twist_from_motion(second.motion, 0.05))
+    with pytest.raises(ValueError, match="buffer"):
+        pipeline.process(frames[0], CAMERA, 1 + 100_000_000, depth_out=np.zeros((H, W), np.float64))
+
+
+def test_metric_depth_is_finite_by_construction():
+    depth = np.full((4, 6), 2.0, np.float32)
+    np.testing.assert_array_equal(pe.DepthEgoMotionPipeline.metric_depth(depth, 1.5, (8, 12)), np.full((8, 12), 3.0))
+    for scale in (np.inf, np.nan, 0.0, -1.0, 2e38):              # 2e38 x 2 overflows float32
+        with pytest.raises(pe.NonFiniteOutputError, match="finite metric depth"):
+            pe.DepthEgoMotionPipeline.metric_depth(depth, scale, (8, 12))
+
+
 def test_triplets_backfill_the_first_window_then_integrate(tmp_path):
     M = pe.transform_from_6dof(MOTION)
     # camera moving by M per frame; target = the middle frame: source 0 sees it at M, source 2 at M^-1

@@ -92,6 +92,32 @@ def test_odometry_twist_and_covariance_and_refusal_of_non_finite():
         odometry(GENERAL, 7, "odom", "camera_link", twist=[1, 2, 3])
 
 
+def test_odometry_and_transform_refill_a_reused_message():
+    # a node publishes one message object every frame: each fill replaces all of the last frame's
+    covariance = np.diag([0.01, 0.01, 0.02, 0.001, 0.001, 0.003])
+    reused = odometry(ROT_Z_90, 5, "odom", "camera_link", twist=np.arange(1.0, 7.0), pose_covariance=covariance,
+                      twist_covariance=covariance)
+    refilled = odometry(GENERAL, 9, "map", "base_link", out=reused)
+    assert refilled is reused
+    assert (refilled.header.frame_id, refilled.child_frame_id, stamp_to_ns(refilled.header.stamp)) == \
+        ("map", "base_link", 9)
+    assert transform_from_pose_msg(refilled).allclose(GENERAL, 1e-12, 1e-12)
+    assert refilled.twist.twist.linear.x == 0.0 and refilled.twist.twist.angular.z == 0.0
+    assert not np.any(refilled.pose.covariance) and not np.any(refilled.twist.covariance)
+    # a refused input leaves the message as it was
+    with pytest.raises(ValueError, match="twist contains non-finite"):
+        odometry(ROT_Z_90, 11, "odom", "camera_link", twist=[math.nan] * 6, out=refilled)
+    assert transform_from_pose_msg(refilled).allclose(GENERAL, 1e-12, 1e-12) and refilled.header.frame_id == "map"
+
+    transform = transform_stamped(ROT_Z_90, 1, "world", "dolly")
+    again = transform_stamped(GENERAL, 2, "odom", "camera", out=transform)
+    assert again is transform and (again.header.frame_id, again.child_frame_id) == ("odom", "camera")
+    assert stamp_to_ns(again.header.stamp) == 2 and transform_from_pose_msg(again).allclose(GENERAL, 1e-12, 1e-12)
+    with pytest.raises(ValueError, match="itself"):
+        transform_stamped(ROT_Z_90, 3, "odom", "odom", out=again)
+    assert again.child_frame_id == "camera"
+
+
 def test_a_nan_pose_can_never_be_built():
     # the only way in is a RigidTransform, which refuses NaN; the reader refuses NaN messages
     with pytest.raises(ValueError, match="finite"):
