@@ -278,16 +278,27 @@ def evaluate(model: DepthEgoMotionModel, arrays: dict[str, np.ndarray], config: 
 def train_depth_egomotion(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
                           config: dict[str, Any], run, resume_state: dict | None = None,
                           depth_state: dict | None = None,
-                          progress: Callable[[str], None] = print) -> DepthEgoMotionModel:
+                          progress: Callable[[str], None] = print,
+                          init_networks: dict[str, nn.Module] | None = None) -> DepthEgoMotionModel:
     """Train (or continue) in config["mode"]; `run` is a ros2_pose.training.run.TrainingRun, whose
     checkpoints hold the DepthEgoMotionModel state dict (`depth.*`, `pose.*`). `depth_state`: the
-    trained DepthNet for mode "pose_from_depth_features" (see load_depth_state)."""
+    trained DepthNet for mode "pose_from_depth_features" (see load_depth_state). `init_networks`:
+    {"depth": DepthNet, "pose": PoseNet} to start from (a fine-tune, e.g. the shipped models on
+    one's own bags), each optional; their architectures must be config's."""
     need = required_fields(config)
     n_train, frames_per_sample = _check_arrays(train_arrays, need, "training")
     _, val_frames = _check_arrays(val_arrays, need, "validation")
     if val_frames != frames_per_sample:
         raise DepthEgoMotionDataError(f"training samples have {frames_per_sample} frames, validation {val_frames}")
     model = build_model(config, frames_per_sample - 1, depth_state)
+    for name, network in (init_networks or {}).items():
+        try:
+            getattr(model, name).load_state_dict(network.state_dict())
+        except RuntimeError as exc:  # shapes: another width, or another number of source frames
+            from ros2_pose.training.run import ConfigError
+
+            raise ConfigError(f"init_from {name}: its weights do not fit this run's {name} network "
+                              f"({frames_per_sample - 1} source frames): {exc}") from None
     batcher = SampleBatcher(train_arrays, config["target_index"])
 
     def step(idx):

@@ -1,5 +1,6 @@
 """`train depth` data loading and model.yaml: frame-distance selection (a mix or one), samples that
-straddle a camera jump dropped, wrong datasets and missing --depth-from refused clearly."""
+straddle a camera jump dropped, wrong datasets, missing --depth-from and init_from networks that do
+not fit refused clearly."""
 import numpy as np
 import pytest
 
@@ -60,3 +61,27 @@ def test_pose_from_depth_features_needs_a_depth_network(dataset, tmp_path):
               "--mode", "pose_from_depth_features"])
     with pytest.raises(FileNotFoundError, match="checkpoint_best.pt"):
         task.depth_weights_path(tmp_path)
+
+
+def test_init_from_networks_that_do_not_fit_are_refused(dataset, tmp_path, capsys):
+    from ros2_pose.deploy.model_spec import write_model_folder
+    from ros2_pose.models.depth_egomotion import PoseNet
+
+    config = merge_config(task.defaults(), {"pose_model": {"channels": [4, 8], "head_width": 8}})
+    one_source = PoseNet(1, **config["pose_model"])
+    write_model_folder(tmp_path / "pose_1", one_source, task.pose_model_config(config, 1, 32, 16), export=False)
+    (tmp_path / "one.yaml").write_text("epochs: 1\ninit_from: {pose: ./pose_1}\n")
+    assert main(["train", "depth", "--config", str(tmp_path / "one.yaml"), "--data", str(dataset),
+                 "--out", str(tmp_path / "run")]) != 0
+    assert "takes 1 source frame(s), but the dataset's samples have 2" in capsys.readouterr().err
+    for bad, message in (("init_from: ./pose_1\n", "must be {depth"),
+                         ("init_from: {depth: ./pose_1}\n", "not a DepthNet"),
+                         ("init_from: {pose: ../elsewhere}\n", "outside"),
+                         ("mode: pose_from_depth_features\ninit_from: {pose: ./pose_1}\n", "new pose head")):
+        (tmp_path / "bad.yaml").write_text("epochs: 1\n" + bad)
+        assert main(["train", "depth", "--config", str(tmp_path / "bad.yaml"), "--data", str(dataset),
+                     "--out", str(tmp_path / "run_bad")]) != 0
+        assert message in capsys.readouterr().err, bad
+    # a dataset with nothing to validate on is one clear line too, not a traceback
+    assert main(["train", "depth", "--data", str(dataset), "--out", str(tmp_path / "run_no_val")]) != 0
+    assert "split 'val' has no sample left" in capsys.readouterr().err

@@ -34,6 +34,11 @@ def workflow(tmp_path_factory):
                      "--out", str(root / out), *extra]) == 0
     assert main(["train", "depth", "--config", str(root / "supervised.yaml"), "--data", str(root / "dataset"),
                  "--out", str(root / "run_supervised"), "--no-export"]) == 0
+    # a fine-tune of the late-fusion run (at learning rate 0: it must come out unchanged)
+    (root / "finetune.yaml").write_text("epochs: 1\nbatch_size: 4\ndistances: [1]\noptimizer: {lr: 0.0}\n"
+                                        "init_from: {depth: run_late/model_depth, pose: run_late/model_pose}\n")
+    assert main(["train", "depth", "--config", str(root / "finetune.yaml"), "--data", str(root / "dataset"),
+                 "--out", str(root / "run_finetune"), "--no-export"]) == 0
     assert main(["train", "depth", "--config", str(root / "tiny.yaml"), "--data", str(root / "dataset"),
                  "--mode", "pose_from_depth_features", "--depth-from", str(root / "run_supervised"),
                  "--out", str(root / "run_features"), "--no-export"]) == 0
@@ -63,6 +68,18 @@ def test_every_mode_writes_a_run_with_both_model_folders(workflow):
     motion = yaml.safe_load((workflow / "run_early" / "model_pose" / "motion.yaml").read_text())
     assert motion == {"target_index": 1, "frames_per_sample": 2, "distances": [1], "metric": False}
     assert yaml.safe_load((workflow / "run_supervised" / "model_pose" / "motion.yaml").read_text())["distances"] == [1, 2]
+
+
+def test_init_from_starts_from_those_networks_and_their_architecture(workflow):
+    late = yaml.safe_load((workflow / "run_late" / "model_pose" / "model.yaml").read_text())
+    tuned = yaml.safe_load((workflow / "run_finetune" / "model_pose" / "model.yaml").read_text())
+    assert tuned["kwargs"] == late["kwargs"] and tuned["kwargs"]["fusion"] == "late"   # not the config's early
+    for model in ("model_depth", "model_pose"):
+        before = torch.load(workflow / "run_late" / model / "model.pt", weights_only=True)
+        after = torch.load(workflow / "run_finetune" / model / "model.pt", weights_only=True)
+        assert before.keys() == after.keys()
+        for key in before:
+            torch.testing.assert_close(after[key], before[key], msg=f"{model} {key}")
 
 
 def test_eval_depth_scores_depth_ate_and_rpe(workflow, capsys):

@@ -7,6 +7,10 @@ Config keys beyond ros2_pose.training.depth_egomotion.DEFAULTS:
   distances: null (every frame distance the dataset holds) or a list: train only on these (a mix);
   max_step_m: samples whose neighbouring frames are farther apart than this in the ground truth
     straddle a jump of the camera (e.g. two simulated sequences back to back) and are dropped.
+  init_from: {depth: <model folder or shipped name>, pose: <...>} (either optional): start from
+    these networks' weights, e.g. {depth: depth_egomotion_depth, pose: depth_egomotion_pose} to
+    fine-tune the shipped models on one's own bags; their architecture replaces the config's
+    depth_model / pose_model section (folders are read inside the config's folder).
 Mode "pose_from_depth_features" needs `--depth-from`: a trained depth run folder, its model_depth
 folder, or a model.pt / checkpoint file.
 
@@ -23,9 +27,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ros2_pose.data.dataset import DatasetError
 from ros2_pose.training.tasks._common import add_training_arguments
 
-EXTRA_DEFAULTS: dict[str, Any] = {"distances": None, "max_step_m": 0.5}
+EXTRA_DEFAULTS: dict[str, Any] = {"distances": None, "max_step_m": 0.5, "init_from": None}
 FIELDS = ["frames", "K", "depths", "relative_poses", "distance"]
 
 
@@ -45,8 +50,8 @@ def add_arguments(parser):
     parser.add_argument("--no-export", action="store_true", help="write model.pt/model.yaml without ONNX export")
 
 
-class MotionDataError(ValueError):
-    """A dataset that is not a usable motion dataset for this config."""
+class MotionDataError(DatasetError):
+    """A dataset that is not a usable motion dataset for this config (reported by the CLI in one line)."""
 
 
 def load_motion_split(folder, split: str, config: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -128,6 +133,36 @@ def depth_weights_path(depth_from: str | Path) -> Path:
     raise FileNotFoundError(f"--depth-from {path}: no checkpoint_best.pt, model_depth/model.pt or model.pt there")
 
 
+def initial_networks(config: dict[str, Any], config_folder: Path) -> dict[str, Any]:
+    """The networks named by config's `init_from` (see the module docstring), loaded weights-only;
+    config's depth_model / pose_model (and init_from, resolved) are updated to describe them."""
+    from ros2_pose.models.depth_egomotion import DepthNet, PoseNet
+    from ros2_pose.training.run import ConfigError, model_from_folder, resolve_init_from
+
+    init_from = config.get("init_from")
+    if not init_from:
+        return {}
+    if not isinstance(init_from, dict) or not set(init_from) <= {"depth", "pose"}:
+        raise ConfigError(f"init_from must be {{depth: <model>, pose: <model>}} (either optional), got {init_from!r}")
+    if config["mode"] == "pose_from_depth_features" and "pose" in init_from:
+        raise ConfigError("mode pose_from_depth_features trains a new pose head; init_from can only give its depth "
+                          "network (or use --depth-from)")
+    networks = {}
+    for name, architecture in (("depth", DepthNet), ("pose", PoseNet)):
+        if not init_from.get(name):
+            continue
+        folder = resolve_init_from(init_from[name], config_folder)
+        try:
+            networks[name], model_config = model_from_folder(folder, architecture)
+        except ConfigError as exc:
+            raise ConfigError(f"init_from {name}: {exc}") from None
+        kwargs = dict(model_config.kwargs)
+        kwargs.pop("num_sources", None)  # the dataset decides it; a mismatch is refused when loading
+        config[f"{name}_model"] = kwargs
+        init_from[name] = str(folder)
+    return networks
+
+
 def run(args) -> int:
     import torch
 
@@ -135,7 +170,7 @@ def run(args) -> int:
     from ros2_pose.pipelines.depth_egomotion import MOTION_FILE
     from ros2_pose.resources import package_share
     from ros2_pose.training import depth_egomotion as de
-    from ros2_pose.training.run import TrainingRun, load_config, seed_everything
+    from ros2_pose.training.run import ConfigError, TrainingRun, load_config, seed_everything
 
     config_path = Path(args.config) if args.config else package_share() / args.default_config
     config = load_config(config_path, defaults())
@@ -146,21 +181,30 @@ def run(args) -> int:
         config["pose_model"] = {**config["pose_model"], "fusion": args.fusion}
     if not config["data"]:
         raise SystemExit("no dataset: pass --data DIR or set `data` in the config")
+    init_networks = initial_networks(config, config_path.parent)
     depth_state = None
     if config["mode"] == "pose_from_depth_features":
-        if not args.depth_from:
-            raise SystemExit("mode pose_from_depth_features needs --depth-from <trained depth run or model folder>")
-        depth_state = de.load_depth_state(depth_weights_path(args.depth_from))
+        if args.depth_from:
+            depth_state = de.load_depth_state(depth_weights_path(args.depth_from))
+        elif "depth" in init_networks:
+            depth_state = init_networks.pop("depth").state_dict()
+        else:
+            raise SystemExit("mode pose_from_depth_features needs --depth-from <trained depth run or model folder> "
+                             "(or init_from: {depth: ...})")
     seed_everything(int(config["seed"]))
     run = TrainingRun(Path(args.out), config, monitor=de.MONITOR, mode=de.MONITOR_MODE)
     resume_state = run.start(resume=args.resume)
     train, train_info = load_motion_split(config["data"], "train", config)
-    val, val_info = load_motion_split(config["data"], "val", config)
     n, frames_per_sample, height, width = train["frames"].shape[:4]
+    if "pose" in init_networks and init_networks["pose"].num_sources != frames_per_sample - 1:
+        raise ConfigError(f"init_from pose: {config['init_from']['pose']} takes {init_networks['pose'].num_sources} "
+                          f"source frame(s), but the dataset's samples have {frames_per_sample - 1}")
+    val, val_info = load_motion_split(config["data"], "val", config)
     print(f"training ({config['mode']}, {config['pose_model']['fusion']} fusion) on {n} samples of "
           f"{frames_per_sample} frames {width}x{height} at distances {train_info['distances']}, validating on "
           f"{len(val['frames'])}; dropped train {train_info['dropped']}, val {val_info['dropped']}; run folder {run.folder}")
-    model = de.train_depth_egomotion(train, val, config, run, resume_state=resume_state, depth_state=depth_state)
+    model = de.train_depth_egomotion(train, val, config, run, resume_state=resume_state, depth_state=depth_state,
+                                     init_networks=init_networks)
     run.plot_curves()
     best = min(run.history, key=lambda r: r[de.MONITOR])
     run.write_metrics({"best_epoch": int(best["epoch"]), **{k: v for k, v in best.items() if k.startswith("val_")}})
