@@ -110,7 +110,7 @@ def benchmark(depth_model: str, pose_model: str, backends, iterations: int, warm
     """One row per (backend, stage); a backend that cannot run is a row with `skipped` and the reason."""
     import torch
 
-    from ros2_pose.benchmarks.drone import load_frames
+    from ros2_pose.ros.bag_frames import read_camera_frames
     from ros2_pose.deploy.runner import BackendUnavailableError, PrecisionUnsupportedError, create_runner
     from ros2_pose.pipelines.depth_egomotion import DepthEgoMotionPipeline, read_motion_sidecar
     from ros2_pose.resources import model_location
@@ -118,7 +118,8 @@ def benchmark(depth_model: str, pose_model: str, backends, iterations: int, warm
 
     torch.set_num_threads(max(1, threads))
     depth_folder, pose_folder = model_location(depth_model), model_location(pose_model)
-    frames = load_frames(bag or sample_bag("motion"), 30)
+    # as the node gets them: the pipeline removes distortion itself (in its prepare step)
+    frames = read_camera_frames(bag or sample_bag("motion"), 30, pinhole=False)
     rows = []
     for backend in backends:
         try:

@@ -53,31 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
 
 
-def load_frames(bag: str | Path, count: int) -> list[tuple[object, object]]:
-    """Up to `count` (sensor_msgs/Image, sensor_msgs/CameraInfo) rclpy message pairs of the bag,
-    matched by stamp (raw CDR deserialised by rclpy: what a subscriber gets)."""
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo, Image
-
-    from ros2_pose.data.bags import iter_raw
-    from ros2_pose.ros.message_builders import stamp_to_ns
-
-    images, infos = {}, {}
-    for raw in iter_raw([bag], topics=["/camera/image_raw", "/camera/camera_info"]):
-        if raw.topic == "/camera/image_raw":
-            msg = deserialize_message(raw.data, Image)
-            images[stamp_to_ns(msg.header.stamp)] = msg
-        else:
-            msg = deserialize_message(raw.data, CameraInfo)
-            infos[stamp_to_ns(msg.header.stamp)] = msg
-        if len(images) >= count and all(s in infos for s in images):
-            break
-    pairs = [(images[s], infos[s]) for s in sorted(images) if s in infos][:count]
-    if not pairs:
-        raise ValueError(f"bag {bag} has no /camera/image_raw with a /camera/camera_info of the same stamp")
-    return pairs
-
-
 class MessageStage:
     """The node's message work outside the pipeline, on real rclpy publishers with a matched subscriber.
 
@@ -129,12 +104,11 @@ def stage_rows(pipeline, frames, message_stage, iterations: int, warmup: int) ->
     """Median / p95 of every stage over `iterations` frames (cycling through `frames`)."""
     from ros2_pose.geometry.camera import CameraModel
     from ros2_pose.geometry.transforms import RigidTransform
-    from ros2_pose.pipelines.dolly import undistorted
     from ros2_pose.ros.image_conversion import from_image_msg
 
     decoded = []
     for image_msg, info in frames:
-        image, camera = undistorted(np.array(from_image_msg(image_msg, "rgb8")), CameraModel.from_camera_info(info))
+        image, camera = CameraModel.from_camera_info(info).pinhole_view(np.array(from_image_msg(image_msg, "rgb8")))
         decoded.append((image_msg, image, camera))
     times = {stage: [] for stage in STAGES}
     fallback_pose = RigidTransform(np.eye(3), np.array([0.0, 0.0, 2.0]))
@@ -252,6 +226,7 @@ def benchmark(detector: str, pose_model: str, backends, iterations: int, warmup:
     from ros2_pose.demo.dolly_replay import ensure_local_ros_environment, locate_models
     from ros2_pose.deploy.runner import BackendUnavailableError, PrecisionUnsupportedError, create_runner
     from ros2_pose.pipelines.dolly import DollyPipeline
+    from ros2_pose.ros.bag_frames import read_camera_messages
 
     ensure_local_ros_environment()
     import torch
@@ -260,7 +235,7 @@ def benchmark(detector: str, pose_model: str, backends, iterations: int, warmup:
     # the robot's CPU with other nodes): the same thread budget as ONNX Runtime's intra_op_threads.
     torch.set_num_threads(max(1, threads))
     detector_folder, pose_folder = locate_models(detector, pose_model)
-    frames = load_frames(bag, 12)
+    frames = read_camera_messages(bag, 12)
     context = Context()
     rclpy.init(args=[], context=context)
     rows = []

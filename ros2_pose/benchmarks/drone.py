@@ -47,17 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
 
 
-def load_frames(bag, count: int) -> list[tuple[np.ndarray, object]]:
-    """Up to `count` undistorted (RGB image, CameraModel) pairs of the bag, matched by stamp."""
-    from ros2_pose.benchmarks.dolly import load_frames as load_messages
-    from ros2_pose.geometry.camera import CameraModel
-    from ros2_pose.pipelines.drone import undistorted
-    from ros2_pose.ros.image_conversion import from_image_msg
-
-    return [undistorted(np.array(from_image_msg(image_msg, "rgb8")), CameraModel.from_camera_info(info))
-            for image_msg, info in load_messages(bag, count)]
-
-
 def _timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -136,13 +125,14 @@ def benchmark(models, backends, iterations: int, warmup: int, bag, threads: int 
     from ros2_pose.deploy.runner import BackendUnavailableError, PrecisionUnsupportedError, create_runner
     from ros2_pose.pipelines.drone import DroneModelInfo, DronePosePipeline
     from ros2_pose.resources import model_location
+    from ros2_pose.ros.bag_frames import read_camera_frames
 
     # The torch backend would otherwise spread one small network over every core: the same thread
     # budget as ONNX Runtime's intra_op_threads.
     torch.set_num_threads(max(1, threads))
     folders = [model_location(str(m)) for m in models]
     infos = [DroneModelInfo.from_folder(f) for f in folders]
-    frames = load_frames(bag, max(1, min(iterations + warmup, 36)))
+    frames = read_camera_frames(bag, max(1, min(iterations + warmup, 36)))
     rows = []
     for backend in backends:
         try:

@@ -98,14 +98,14 @@ def benchmark(nodes, timed: int, warmup: int) -> list[dict]:
     import rclpy
     from rclpy.context import Context
 
-    from ros2_pose.benchmarks.dolly import load_frames
+    from ros2_pose.ros.bag_frames import read_camera_messages
     from ros2_pose.demo.dolly_replay import ensure_local_ros_environment
     from ros2_pose.samples import sample_bag
 
     ensure_local_ros_environment()
     rows = []
     for module_name in nodes:
-        frames = load_frames(sample_bag(NODE_SAMPLES[module_name]), 64)
+        frames = read_camera_messages(sample_bag(NODE_SAMPLES[module_name]), 64)
         context = Context()
         rclpy.init(args=[], context=context)
         try:

@@ -86,7 +86,7 @@ def evaluate_bags(bags: Sequence[str | Path], pipeline, gt_boxes: bool = False, 
                   progress: Callable[[int, int], None] | None = None) -> DroneEvaluation:
     """Run `pipeline` (a DronePosePipeline) on every frame of `bags` whose tracked drone has a
     network, and compare with the ground-truth T_camera_drone."""
-    from ros2_pose.pipelines.drone import DroneResult, undistorted
+    from ros2_pose.pipelines.drone import DroneResult
 
     options = BuildOptions(object_frame="drone", progress=progress)
     plan = FramePlan.scan(bags, streams=("keypoints",), options=options)
@@ -98,7 +98,7 @@ def evaluate_bags(bags: Sequence[str | Path], pipeline, gt_boxes: bool = False, 
         if T_true is None or obj is None or obj.class_id not in pipeline.drone_models:
             continue
         start = time.perf_counter()
-        image, camera = undistorted(frame.image, frame.camera)
+        image, camera = frame.camera.pinhole_view(frame.image)
         if gt_boxes:
             box = np.array([obj.box.x_min, obj.box.y_min, obj.box.x_max, obj.box.y_max], np.float64)
         else:

@@ -163,6 +163,13 @@ class CameraModel:
         """The camera of ``undistort_image``'s output: same K, no distortion."""
         return CameraModel(self.K, None, self.width, self.height, self.P, self.distortion_model, self.R)
 
+    def pinhole_view(self, image: np.ndarray) -> tuple[np.ndarray, "CameraModel"]:
+        """(image, camera) as a pinhole camera sees them, what every network here learned: the
+        undistorted image and ``undistorted()`` when this camera has distortion, else both as they are."""
+        if not self.has_distortion:
+            return image, self
+        return self.undistort_image(image), self.undistorted()
+
     def warped(self, affine, width: int, height: int) -> "CameraModel":
         """The camera of ``cv2.warpAffine(image, affine, (width, height))`` for a scale+shift affine.
 

@@ -117,8 +117,8 @@ def _from_bag(bag: Path, max_items: int | None, detector, class_id: str, min_sco
         image, camera = frame.image, frame.camera
         box = None
         if detector is not None:
-            from ros2_pose.pipelines.dolly import DollyPipeline, undistorted
-            image, camera = undistorted(image, camera)
+            from ros2_pose.pipelines.dolly import DollyPipeline
+            image, camera = camera.pinhole_view(image)
             box, score = DollyPipeline(detector, pose=None).detect(image)
             if score < min_score:
                 box = None

@@ -236,8 +236,7 @@ class DepthEgoMotionPipeline:
         if (camera.width, camera.height) != (image.shape[1], image.shape[0]):
             raise EgoMotionInputError(f"image is {image.shape[1]}x{image.shape[0]} but the camera is "
                                       f"{camera.width}x{camera.height}")
-        if camera.has_distortion:  # the networks learned pinhole images
-            image, camera = camera.undistort_image(image), camera.undistorted()
+        image, camera = camera.pinhole_view(image)
         resized = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(resized.transpose(2, 0, 1), np.float32) / 255.0, camera
 

@@ -21,13 +21,6 @@ from ros2_pose.codecs.dolly_pose import CROP_SIZE, camera_rotation_from_allocent
 DETECTOR_INPUT_SIZE = 160
 
 
-def undistorted(image: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, CameraModel]:
-    """The networks learned pinhole images: remove lens distortion first when the camera has any."""
-    if not camera.has_distortion:
-        return image, camera
-    return camera.undistort_image(image), camera.undistorted()
-
-
 @dataclass
 class DollyResult:
     """One frame's outcome. `pose` is T_camera_dolly, or None with `status` saying why."""
@@ -100,7 +93,7 @@ class DollyPipeline:
     def process(self, image: np.ndarray, camera: CameraModel) -> DollyResult:
         timings = {}
         start = time.perf_counter()
-        image, camera = undistorted(image, camera)
+        image, camera = camera.pinhole_view(image)
         box, score = self.detect(image)
         timings["detect"] = (time.perf_counter() - start) * 1e3
         too_small = min(box[2] - box[0], box[3] - box[1]) < self.min_box_pixels

@@ -209,13 +209,6 @@ def network_input(crops: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
-def undistorted(image: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, CameraModel]:
-    """The networks learned pinhole images: remove lens distortion first when the camera has any."""
-    if not camera.has_distortion:
-        return image, camera
-    return camera.undistort_image(image), camera.undistorted()
-
-
 class DronePosePipeline:
     """`models`: (runner, DroneModelInfo) pairs, one per drone model; each runner takes `image`
     (N x 3 x S x S float) and returns `heatmaps` (N x K x S/stride x S/stride)."""
@@ -295,7 +288,7 @@ class DronePosePipeline:
     def process(self, image: np.ndarray, camera: CameraModel, detections=None) -> list[DroneResult]:
         """All drones of a frame. `detections`: (box, drone model or None) pairs; None runs each
         network's coarse pass to find its drone (see the module docstring)."""
-        image, camera = undistorted(image, camera)
+        image, camera = camera.pinhole_view(image)
         if detections is None:
             detections = []
             for name in self.models:

@@ -69,6 +69,12 @@ def test_undistort_image_moves_a_bright_pixel_where_undistort_points_says(model,
     assert pinhole().undistort_image(image) is image
     with pytest.raises(ValueError, match="480x640"):
         camera.undistort_image(np.zeros((10, 10)))
+    # what the pipelines see: the undistorted image with the camera of it, or both untouched
+    view, view_camera = camera.pinhole_view(image)
+    np.testing.assert_array_equal(view, undistorted)
+    assert not view_camera.has_distortion and np.array_equal(view_camera.K, camera.K)
+    same, same_camera = pinhole().pinhole_view(image)
+    assert same is image and same_camera.has_distortion is False
 
 
 def test_depth_to_points_matches_backproject_and_marks_unknown():

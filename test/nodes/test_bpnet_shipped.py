@@ -13,7 +13,7 @@ bounds are NOT the issue's target (OKS AP, `bpnet evaluate`).
 import numpy as np
 import pytest
 
-from ros2_pose.benchmarks.dolly import load_frames
+from ros2_pose.ros.bag_frames import read_camera_messages
 from ros2_pose.data.bags import iter_messages
 from ros2_pose.samples import sample_bag
 from ros2_pose.sim.skeleton import COCO_KEYPOINTS
@@ -92,7 +92,7 @@ def test_the_node_with_its_default_model_finds_the_sample_people(ros_context, ex
     image_pub = probe.create_publisher(Image, "image", 50)
     info_pub = probe.create_publisher(CameraInfo, "camera_info", 50)
     assert spin_until(lambda: image_pub.get_subscription_count() and info_pub.get_subscription_count(), timeout=10)
-    for image_msg, info in load_frames(sample_bag("people"), FRAMES):
+    for image_msg, info in read_camera_messages(sample_bag("people"), FRAMES):
         stamp = stamp_to_ns(image_msg.header.stamp)
         info_pub.publish(info)
         image_pub.publish(image_msg)

@@ -17,7 +17,7 @@ import pytest
 from geometry_msgs.msg import PoseStamped
 from tf2_msgs.msg import TFMessage
 
-from ros2_pose.benchmarks.dolly import load_frames
+from ros2_pose.ros.bag_frames import read_camera_messages
 from ros2_pose.data.builders.frames import BuildOptions, FramePlan
 from ros2_pose.evaluation.drone import TRACKED_INSTANCE
 from ros2_pose.geometry.transforms import RigidTransform, rotation_error_deg
@@ -93,7 +93,7 @@ def test_the_node_with_its_default_models_tracks_the_sample_drones(ros_context, 
     image_pub = probe.create_publisher(Image, "image", 50)
     info_pub = probe.create_publisher(CameraInfo, "camera_info", 50)
     assert spin_until(lambda: image_pub.get_subscription_count() and info_pub.get_subscription_count(), timeout=10)
-    frames = load_frames(sample_bag("drone"), 36)
+    frames = read_camera_messages(sample_bag("drone"), 36)
     for image_msg, info in frames:
         stamp = stamp_to_ns(image_msg.header.stamp)
         info_pub.publish(info)
