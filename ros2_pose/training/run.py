@@ -169,6 +169,18 @@ def resolve_init_from(source: str | Path, config_folder: str | Path) -> Path:
         raise ConfigError(f"init_from: {exc} (the config's folder)") from None
 
 
+def resolve_init_weights(source: str | Path, config_folder: str | Path) -> Path:
+    """A config's `init_weights`: a weights file (model.pt or a run checkpoint) or a model folder
+    (its model.pt), named as for `resolve_init_from` (a shipped model's name, or a path inside the
+    config file's folder)."""
+    path = resolve_init_from(source, config_folder)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise ConfigError(f"init_weights: {path} is not a weights file (model.pt or a run checkpoint)")
+    return path
+
+
 def model_from_folder(folder: str | Path, architecture: type):
     """(network in train mode, its ModelConfig) of a model folder (model.yaml + model.pt, loaded
     weights-only); ConfigError when the folder holds another architecture."""

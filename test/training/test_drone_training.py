@@ -113,3 +113,19 @@ def test_config_errors_name_the_choices():
             check_config(dict(good, **{key: value}))
     with pytest.raises(DroneTrainingError, match="backbone"):
         check_config(dict(good, model={"backbone": "resnet", "input_size": 64, "kwargs": None}))
+
+
+def test_init_weights_come_from_a_shipped_model_or_from_inside_the_configs_folder(tmp_path):
+    from ros2_pose.resources import model_dir
+    from ros2_pose.training.run import ConfigError, resolve_init_weights
+
+    assert resolve_init_weights("drone_pose_large", tmp_path) == model_dir("drone_pose_large") / "model.pt"
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "model" / "model.pt").write_bytes(b"")
+    (tmp_path / "run" / "checkpoint_best.pt").write_bytes(b"")
+    assert resolve_init_weights("./run/model", tmp_path) == (tmp_path / "run" / "model" / "model.pt").resolve()
+    assert resolve_init_weights("run/checkpoint_best.pt", tmp_path) == (tmp_path / "run" / "checkpoint_best.pt").resolve()
+    with pytest.raises(ConfigError, match="outside"):
+        resolve_init_weights("../elsewhere/model.pt", tmp_path / "run")
+    with pytest.raises(ConfigError, match="not a weights file"):
+        resolve_init_weights("./run", tmp_path)

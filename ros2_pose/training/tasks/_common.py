@@ -100,6 +100,10 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
         from ros2_pose.training.run import resolve_init_from
 
         config["init_from"] = str(resolve_init_from(config["init_from"], config_path.parent))
+    if config.get("init_weights"):
+        from ros2_pose.training.run import resolve_init_weights
+
+        config["init_weights"] = str(resolve_init_weights(config["init_weights"], config_path.parent))
     seed_everything(int(config["seed"]))
     run = TrainingRun(Path(args.out), config, monitor=monitor, mode=mode)
     resume_state = run.start(resume=args.resume)

@@ -18,7 +18,8 @@ DEFAULTS = {
     "train_decoder": "center_of_mass", # differentiable keypoint decoder for l_m / l_p: center_of_mass | soft_argmax
     "sigma": 2.0,                      # Gaussian target sigma, heatmap cells
     "augment": 1.0,                    # photometric augmentation strength (0 = off)
-    "init_weights": None,              # model.pt or checkpoint to start from (e.g. an l_h run before l_m)
+    "init_weights": None,              # weights to start from (e.g. an l_h run before l_m): a shipped model's
+                                       # name, or a model.pt, checkpoint or model folder inside the config's folder
     "crop": {"margin": 0.25, "min_box_px": 12.0, "jitter_scale": 0.15, "jitter_center": 0.1,
              "whole_image_fraction": 0.2},
     "model": {"backbone": "hrnet", "input_size": 128, "kwargs": None},
