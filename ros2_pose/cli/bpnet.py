@@ -90,14 +90,16 @@ def run_dataset_convert(args) -> int:
 
 def run_train(args) -> int:
     from ros2_pose.training.bodypose import DEFAULTS, train_bodypose
-    from ros2_pose.training.run import ConfigError, load_config
+    from ros2_pose.training.run import ConfigError, load_config, resolve_init_from
 
     try:
         config = load_config(args.experiment_spec_file, DEFAULTS)
         base = Path(args.experiment_spec_file).parent
-        for key in ("data", "pretrained_weights"):
-            if config[key] and not Path(config[key]).is_absolute():
-                config[key] = str(base / config[key])
+        if config["data"] and not Path(config["data"]).is_absolute():
+            config["data"] = str(base / config["data"])
+        if config["pretrained_weights"]:  # a shipped model's name or a path inside the spec's folder
+            config["pretrained_weights"] = str(resolve_init_from(config["pretrained_weights"], base,
+                                                                 key="pretrained_weights"))
         train_bodypose(config, args.results_dir)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         return _fail(f"train failed: {exc}")
@@ -121,7 +123,15 @@ def _load_inference(args):
     model_path = args.model_filename or data.get("model_path")
     if not model_path:
         raise BodyPoseConfigError("no model: pass -m/--model_filename or set model_path in the inference spec")
-    model_path = Path(model_path) if Path(model_path).is_absolute() or args.model_filename else spec_path.parent / model_path
+    if args.model_filename:
+        model_path = Path(args.model_filename)
+    else:  # from the spec: a shipped model's name or a folder inside the spec's folder
+        from ros2_pose.training.run import ConfigError, resolve_init_from
+
+        try:
+            model_path = resolve_init_from(model_path, spec_path.parent, key="model_path")
+        except ConfigError as exc:
+            raise BodyPoseConfigError(str(exc)) from None
     spec = ModelSpec.from_folder(model_path)
     if args.backend == "torch":
         model = build_torch_model(spec.load_config(), spec.require("weights"))

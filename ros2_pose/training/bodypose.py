@@ -12,7 +12,8 @@
   the seed's soft-start annealing schedule (`soft_start_annealing_lr`).
 - Checkpoints: TrainingRun keeps checkpoint_last/best every epoch (automatic resume, as TLT does);
   every `checkpoint_n_epoch` epochs a numbered copy is kept too, at most `max_ckpt_to_keep`.
-- `pretrained_weights`: a model folder or a .pt state dict; with `load_graph` the network is
+- `pretrained_weights`: a model folder or a .pt state dict (in a spec: a shipped model's name or a
+  path inside the spec's folder, `bpnet train` resolves it); with `load_graph` the network is
   rebuilt from that folder's model.yaml (a pruned graph) and regularisation is off by default.
 
 Not `training.loop.fit`: fit owns AdamW + one-cycle, while the seed asks for momentum SGD with a

@@ -155,25 +155,29 @@ class TrainingRun:
         return path
 
 
-def resolve_init_from(source: str | Path, config_folder: str | Path) -> Path:
-    """A config's `init_from`: a shipped model's name, or a model folder read inside the config
-    file's folder (a path from a config never leaves its folder)."""
+def resolve_init_from(source: str | Path, config_folder: str | Path, key: str = "init_from") -> Path:
+    """A model named by a config (`init_from`, or the `key` given): a path inside the config file's
+    folder (a path from a config never leaves its folder), or a bare name that is no entry of that
+    folder: a shipped model's name."""
     from ros2_pose.resources import model_dir, resolve_inside
 
     text = str(source)
-    if "/" not in text and not text.startswith("."):
-        return model_dir(text)
+    if "/" not in text and not text.startswith(".") and not (Path(config_folder) / text).exists():
+        try:
+            return model_dir(text)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     try:
         return resolve_inside(config_folder, text)
     except ValueError as exc:
-        raise ConfigError(f"init_from: {exc} (the config's folder)") from None
+        raise ConfigError(f"{key}: {exc} (the config's folder)") from None
 
 
 def resolve_init_weights(source: str | Path, config_folder: str | Path) -> Path:
     """A config's `init_weights`: a weights file (model.pt or a run checkpoint) or a model folder
     (its model.pt), named as for `resolve_init_from` (a shipped model's name, or a path inside the
     config file's folder)."""
-    path = resolve_init_from(source, config_folder)
+    path = resolve_init_from(source, config_folder, key="init_weights")
     if path.is_dir():
         path = path / "model.pt"
     if not path.is_file():

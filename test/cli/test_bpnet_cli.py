@@ -70,3 +70,15 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     assert call("inference", "-i", tmp_path / "infer.yaml", "--input_type", "image", "--input", "x.png",
                 "-r", tmp_path / "o") == 2
     assert "keep_aspect_ratio_mode" in capsys.readouterr().err
+
+
+def test_model_paths_in_specs_stay_inside_the_specs_folder(tmp_path, capsys):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "infer.yaml").write_text(yaml.safe_dump({"model_path": "../models/bpnet"}))
+    assert call("inference", "-i", specs / "infer.yaml", "--input_type", "image", "--input", "x.png",
+                "-r", tmp_path / "o") == 2
+    assert "model_path" in (err := capsys.readouterr().err) and "outside" in err
+    (specs / "train.yaml").write_text(yaml.safe_dump({"data": "data", "pretrained_weights": "/etc"}))
+    assert call("train", "-e", specs / "train.yaml", "-r", tmp_path / "run") == 2
+    assert "pretrained_weights" in (err := capsys.readouterr().err) and "outside" in err
