@@ -39,8 +39,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--bags", nargs="+", required=True, type=Path, help="bag folders or .mcap/.db3 files")
     build.add_argument("--out", required=True, type=Path, help="new dataset folder")
     build.add_argument("--tolerance-ms", type=float, default=5.0, help="stamp matching tolerance (default 5)")
-    build.add_argument("--gt-source", choices=("tf", "topic"), default="tf",
-                       help="ground truth from /tf (+/tf_static) or /ground_truth/pose (default tf)")
+    build.add_argument("--gt-source", choices=("tf", "topic", "none"), default="tf",
+                       help="ground truth from /tf (+/tf_static) or /ground_truth/pose (default tf); motion "
+                            "also takes none: images only, for self-supervised training")
     build.add_argument("--tf-max-gap-ms", type=float, default=100.0,
                        help="TF samples at most this far apart are interpolated (default 100)")
     build.add_argument("--object-frame", default=None, help="TF frame of the tracked object (default: the task's)")

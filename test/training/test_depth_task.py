@@ -1,8 +1,11 @@
 """`train depth` data loading and model.yaml: frame-distance selection (a mix or one), samples that
 straddle a camera jump dropped, wrong datasets, missing --depth-from and init_from networks that do
 not fit refused clearly."""
+import json
+
 import numpy as np
 import pytest
+import yaml
 
 from ros2_pose.cli.main import main
 from ros2_pose.deploy.model_spec import build_torch_model
@@ -85,3 +88,31 @@ def test_init_from_networks_that_do_not_fit_are_refused(dataset, tmp_path, capsy
     # a dataset with nothing to validate on is one clear line too, not a traceback
     assert main(["train", "depth", "--data", str(dataset), "--out", str(tmp_path / "run_no_val")]) != 0
     assert "split 'val' has no sample left" in capsys.readouterr().err
+
+
+def test_a_dataset_without_ground_truth_trains_self_supervised(dataset, tmp_path, capsys):
+    # A robot's bag with images and camera_info only: no depth topic (renamed away here), no TF used.
+    bag = dataset.parent / "bag"
+    out = tmp_path / "unlabelled"
+    assert main(["dataset", "build", "motion", "--bags", str(bag), "--out", str(out), "--gt-source", "none",
+                 "--topic", "depth=/camera/not_recorded", "--image-size", "32", "16", "--frames-per-sample", "3",
+                 "--distances", "1", "--split", "0.5,0.5,0", "--split-block", "3", "--split-guard", "0"]) == 0
+    task_info = yaml.safe_load((out / "manifest.json").read_text())["parameters"]["task"]
+    assert task_info["depth"] is False and task_info["ground_truth_pose"] is False
+    arrays, info = task.load_motion_split(out, "train", task.defaults())
+    assert set(arrays) == {"frames", "K"} and info["dropped"]["camera_jump"] == 0
+    with pytest.raises(task.MotionDataError, match="no ground-truth depths"):
+        task.load_motion_split(out, "train", merge_config(task.defaults(), {"mode": "supervised"}))
+    (tmp_path / "tiny.yaml").write_text("epochs: 1\nbatch_size: 2\ndepth_model: {channels: [4, 8], num_scales: 1}\n"
+                                        "pose_model: {channels: [4, 8], head_width: 8}\n")
+    assert main(["train", "depth", "--config", str(tmp_path / "tiny.yaml"), "--data", str(out),
+                 "--out", str(tmp_path / "run"), "--no-export"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "val_photometric_loss" in metrics and "val_abs_rel" not in metrics
+    # the same bag with ground truth keeps both
+    assert main(["dataset", "build", "motion", "--bags", str(bag), "--out", str(tmp_path / "labelled"),
+                 "--image-size", "32", "16", "--split", "1,0,0", "--split-guard", "0"]) == 0
+    labelled = yaml.safe_load((tmp_path / "labelled" / "manifest.json").read_text())["parameters"]["task"]
+    assert labelled["depth"] is True and labelled["ground_truth_pose"] is True
+    assert main(["dataset", "build", "drone", "--bags", str(bag), "--out", str(tmp_path / "d"), "--gt-source", "none"]) != 0
+    assert "needs the drones' ground-truth poses" in capsys.readouterr().err

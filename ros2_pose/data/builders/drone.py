@@ -52,6 +52,8 @@ def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | N
           drone: DroneOptions | None = None, split: SplitOptions | None = None) -> BuildResult:
     started = time.perf_counter()
     options = options or BuildOptions(object_frame=DEFAULT_OBJECT_FRAME)
+    if options.gt_source == "none":
+        raise DatasetBuildError("the drone dataset needs the drones' ground-truth poses (gt_source 'tf' or 'topic')")
     drone = drone or DroneOptions()
     split = split or SplitOptions()
     width, height = drone.image_size

@@ -3,6 +3,11 @@
 Shared fields (one row per frame): images (F,H,W,3) u8 resized to --image-size (default 128x96),
 depth (F,H,W) f32 metres (nearest-neighbour resized, 0 where unknown), frame_K (F,3,3) f32 of the
 resized image, camera_pose (F,4,4) f32 T_world_optical from TF, frame_stamp_ns (F,) i64.
+
+Ground truth is optional, because self-supervised training needs only images and intrinsics: depth
+is used where the bags have it (all zeros = unknown otherwise), and with `gt_source="none"`
+(`--gt-source none`) no TF is read and the poses are NaN. The manifest's parameters.task says which
+the dataset has (`depth`, `ground_truth_pose`), and `train depth` uses what is there.
 Per sample: frame_ids (N,T) i32 into the shared fields, relative_poses (N,T-1,4,4) f32 = T_c0_ck
 (frame k's camera pose in frame 0's optical frame), distance (N,) i32 frames between neighbours,
 sequence (N,) i32. ArrayDataset resolves `frames` = images[frame_ids], `depths`, `K`. A sample never
@@ -52,13 +57,18 @@ def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | N
           motion: MotionOptions | None = None, split: SplitOptions | None = None) -> BuildResult:
     started = time.perf_counter()
     options = options or BuildOptions()
-    options.gt_target, options.gt_source = "camera", "tf"
+    if options.gt_source not in ("tf", "none"):
+        raise DatasetBuildError(f"motion ground truth is the camera's pose on TF (gt_source 'tf') or nothing "
+                                f"('none': images for self-supervised training only), not {options.gt_source!r}")
+    options.gt_target = "camera"
+    has_pose = options.gt_source == "tf"
     motion = motion or MotionOptions()
     split = split or SplitOptions()
     if motion.frames_per_sample < 2:
         raise ValueError(f"frames_per_sample must be >= 2, got {motion.frames_per_sample}")
     width, height = motion.image_size
-    plan = FramePlan.scan(bags, streams=("depth",), options=options)
+    plan = FramePlan.scan(bags, streams=(), options=options, optional=("depth",))
+    has_depth = any("depth" in frame.stamps for frame in plan.frames)
     sequences = np.array([f.sequence for f in plan.frames])
     samples = plan_samples(sequences, motion.frames_per_sample, motion.distances)
     if not samples:
@@ -77,21 +87,28 @@ def build(bags: Sequence[str | Path], out: str | Path, options: BuildOptions | N
     writer = DatasetWriter(out, "motion", fields, count=len(samples), references=references)
     for frame in plan.decoded_frames():
         i = frame.plan.ordinal
-        depth = np.nan_to_num(np.asarray(frame.depth, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         writer.write_shared("images", i, cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA))
-        writer.write_shared("depth", i, cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST))
+        if frame.depth is None:  # no depth for this frame: 0 = unknown
+            writer.write_shared("depth", i, np.zeros((height, width), np.float32))
+        else:
+            depth = np.nan_to_num(np.asarray(frame.depth, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+            writer.write_shared("depth", i, cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST))
         writer.write_shared("frame_K", i, np.asarray(frame.camera.resized(width, height).K, np.float32))
-        writer.write_shared("camera_pose", i, frame.plan.T_camera_object.astype(np.float32))
+        writer.write_shared("camera_pose", i, frame.plan.T_camera_object.astype(np.float32) if has_pose
+                            else np.full((4, 4), np.nan, np.float32))
         writer.write_shared("frame_stamp_ns", i, frame.stamp_ns)
     poses = [p.T_camera_object for p in plan.frames]
+    unknown_motion = np.full((T - 1, 4, 4), np.nan, np.float32)
     for s, (ids, d) in enumerate(samples):
-        first = invert_transform(poses[ids[0]])
+        relative = (np.stack([invert_transform(poses[ids[0]]) @ poses[k] for k in ids[1:]]).astype(np.float32)
+                    if has_pose else unknown_motion)
         writer.write(s, {"frame_ids": np.array(ids, np.int32), "distance": d, "sequence": sequences[ids[0]],
-                         "relative_poses": np.stack([first @ poses[k] for k in ids[1:]]).astype(np.float32)})
+                         "relative_poses": relative})
     # a guard of the largest window keeps any frame from being used by samples of two splits
     split = SplitOptions(split.fractions, split.seed, max(split.guard, max(motion.distances) * (T - 1)), split.block_size)
     return finish_dataset(writer, plan, split, {"task": {"image_size": list(motion.image_size),
-                                                         "frames_per_sample": T, "distances": list(motion.distances)}},
+                                                         "frames_per_sample": T, "distances": list(motion.distances),
+                                                         "depth": has_depth, "ground_truth_pose": has_pose}},
                           [ids[0] for ids, _ in samples], [sequences[ids[0]] for ids, _ in samples], started)
 
 

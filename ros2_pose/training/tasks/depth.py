@@ -57,35 +57,48 @@ class MotionDataError(DatasetError):
 def load_motion_split(folder, split: str, config: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The split's samples as in-memory arrays (frames resolved from the shared images), keeping only
     config's frame distances and samples without a ground-truth jump; (arrays, {"dropped": counts
-    per reason, "distances": the frame distances kept})."""
+    per reason, "distances": the frame distances kept}). `depths` / `relative_poses` are left out
+    when the dataset was built without them (and refused when config's mode needs them)."""
     from ros2_pose.data.dataset import ArrayDataset
 
     dataset = ArrayDataset(folder, split, fields=FIELDS)
     if dataset.task != "motion":
         raise MotionDataError(f"{folder} is a {dataset.task!r} dataset; `train depth` needs a motion dataset "
                               "(ros2-pose dataset build motion)")
+    # datasets built without ground truth (dataset build motion --gt-source none, or no depth topic)
+    task = dataset.manifest.get("parameters", {}).get("task", {})
+    has_depth, has_pose = bool(task.get("depth", True)), bool(task.get("ground_truth_pose", True))
+    from ros2_pose.training.depth_egomotion import required_fields
+
+    lacking = [name for name, present in (("depths", has_depth), ("relative_poses", has_pose))
+               if not present and name in required_fields(config)]
+    if lacking:
+        raise MotionDataError(f"{folder} has no ground-truth {' or '.join(lacking)} (built without them), which "
+                              f"mode {config['mode']!r} needs; self_supervised training needs neither")
     rows = dataset.indices
     dropped = {"other_distance": 0, "camera_jump": 0}
     if config["distances"] is not None:
         keep = np.isin(np.asarray(dataset.arrays["distance"][rows]), np.asarray(config["distances"], int))
         dropped["other_distance"] = int((~keep).sum())
         rows = rows[keep]
-    relative = np.asarray(dataset.arrays["relative_poses"][rows], np.float64)
-    positions = np.concatenate([np.zeros((len(rows), 1, 3)), relative[:, :, :3, 3]], axis=1)
-    steps = np.linalg.norm(np.diff(positions, axis=1), axis=2).max(axis=1) if len(rows) else np.zeros(0)
-    keep = steps <= float(config["max_step_m"])
-    dropped["camera_jump"] = int((~keep).sum())
-    rows = rows[keep]
+    if has_pose:  # without ground truth only the time gaps the builder split sequences at are known
+        relative = np.asarray(dataset.arrays["relative_poses"][rows], np.float64)
+        positions = np.concatenate([np.zeros((len(rows), 1, 3)), relative[:, :, :3, 3]], axis=1)
+        steps = np.linalg.norm(np.diff(positions, axis=1), axis=2).max(axis=1) if len(rows) else np.zeros(0)
+        keep = steps <= float(config["max_step_m"])
+        dropped["camera_jump"] = int((~keep).sum())
+        rows = rows[keep]
     if len(rows) == 0:
         raise MotionDataError(f"{folder}: split {split!r} has no sample left (dropped: {dropped}; distances in "
                               f"the data: {sorted(set(np.asarray(dataset.arrays['distance']).tolist()))})")
     arrays = {}
-    for name in ("frames", "depths", "K"):
+    for name in ("frames", "depths", "K") if has_depth else ("frames", "K"):
         reference = dataset.references[name]
         ids = np.asarray(dataset.arrays[reference["index"]][rows])
         shared = dataset.arrays[reference["source"]]
         arrays[name] = np.asarray(shared[ids.ravel()]).reshape(*ids.shape, *shared.shape[1:])
-    arrays["relative_poses"] = np.asarray(dataset.arrays["relative_poses"][rows], np.float32)
+    if has_pose:
+        arrays["relative_poses"] = np.asarray(dataset.arrays["relative_poses"][rows], np.float32)
     distances = sorted(set(np.asarray(dataset.arrays["distance"][rows]).tolist()))
     return arrays, {"dropped": dropped, "distances": distances}
 
