@@ -187,6 +187,8 @@ def _commands(parser: argparse.ArgumentParser, path: str, out: dict[str, argpars
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
+                if any(sub is seen for seen in out.values()):
+                    continue  # an alias (`bench pnp` = `bench bpnp`): documented under its first name
                 _commands(sub, f"{path} {name}", out)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 LAYERS = ("bpnp", "bpnp_faster", "epnp")
+ALIASES = ("pnp",)  # `ros2-pose bench pnp`, the name issue 6 gives this benchmark
 
 
 def add_arguments(parser):

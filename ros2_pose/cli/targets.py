@@ -1,7 +1,7 @@
 """Verbs whose first argument names a target (`ros2-pose bench transport`, `ros2-pose train dolly`).
 
 A target is a module `<package>.<target>` exposing `add_arguments(parser)` and `run(args) -> int`,
-and its module docstring's first line is its help. New targets need no change here: dropping a
+and its module docstring's first line is its help; an optional `ALIASES` tuple gives it other names. New targets need no change here: dropping a
 module into the package registers it.
 """
 from __future__ import annotations
@@ -37,7 +37,9 @@ def register_targets(parser: argparse.ArgumentParser, package: str, metavar: str
         if not hasattr(module, "run"):
             continue
         help_text = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
-        target = sub.add_parser(info.name, help=help_text, description=module.__doc__)
+        # ALIASES: other names a target is known by (`bench pnp` is `bench bpnp`, as issue 6 calls it)
+        target = sub.add_parser(info.name, help=help_text, description=module.__doc__,
+                                aliases=list(getattr(module, "ALIASES", ())))
         if hasattr(module, "add_arguments"):
             module.add_arguments(target)
         target.set_defaults(func=_reporting(module.run, parser.prog.split()[-1], errors) if errors else module.run)

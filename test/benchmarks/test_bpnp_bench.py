@@ -29,3 +29,15 @@ def test_cli_prints_the_table(capsys, monkeypatch):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "bpnp_faster" in out and "epnp" in out and "backward ms" in out and "speed-up" in out
+
+
+def test_bench_pnp_is_the_same_target(capsys, monkeypatch):
+    from ros2_pose.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "pnp", "--batch-sizes", "1", "--repeats", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "bpnp_faster" in capsys.readouterr().out
