@@ -90,7 +90,7 @@ def run_dataset_convert(args) -> int:
 
 def run_train(args) -> int:
     from ros2_pose.training.bodypose import DEFAULTS, train_bodypose
-    from ros2_pose.training.run import ConfigError, load_config, resolve_init_from
+    from ros2_pose.training.run import ConfigError, load_config, resolve_config_model
 
     try:
         config = load_config(args.experiment_spec_file, DEFAULTS)
@@ -98,7 +98,7 @@ def run_train(args) -> int:
         if config["data"] and not Path(config["data"]).is_absolute():
             config["data"] = str(base / config["data"])
         if config["pretrained_weights"]:  # a shipped model's name or a path inside the spec's folder
-            config["pretrained_weights"] = str(resolve_init_from(config["pretrained_weights"], base,
+            config["pretrained_weights"] = str(resolve_config_model(config["pretrained_weights"], base,
                                                                  key="pretrained_weights"))
         train_bodypose(config, args.results_dir)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
@@ -126,10 +126,10 @@ def _load_inference(args):
     if args.model_filename:
         model_path = Path(args.model_filename)
     else:  # from the spec: a shipped model's name or a folder inside the spec's folder
-        from ros2_pose.training.run import ConfigError, resolve_init_from
+        from ros2_pose.training.run import ConfigError, resolve_config_model
 
         try:
-            model_path = resolve_init_from(model_path, spec_path.parent, key="model_path")
+            model_path = resolve_config_model(model_path, spec_path.parent, key="model_path")
         except ConfigError as exc:
             raise BodyPoseConfigError(str(exc)) from None
     spec = ModelSpec.from_folder(model_path)

@@ -1,8 +1,8 @@
 """Verbs whose first argument names a target (`ros2-pose bench transport`, `ros2-pose train dolly`).
 
 A target is a module `<package>.<target>` exposing `add_arguments(parser)` and `run(args) -> int`,
-and its module docstring's first line is its help; an optional `ALIASES` tuple gives it other names. New targets need no change here: dropping a
-module into the package registers it.
+and its module docstring's first line is its help; an optional `ALIASES` tuple gives it other
+names. New targets need no change here: dropping a module into the package registers it.
 """
 from __future__ import annotations
 

@@ -155,10 +155,10 @@ class TrainingRun:
         return path
 
 
-def resolve_init_from(source: str | Path, config_folder: str | Path, key: str = "init_from") -> Path:
-    """A model named by a config (`init_from`, or the `key` given): a path inside the config file's
-    folder (a path from a config never leaves its folder), or a bare name that is no entry of that
-    folder: a shipped model's name."""
+def resolve_config_model(source: str | Path, config_folder: str | Path, *, key: str) -> Path:
+    """A model (folder or weights file) that a config names under `key` (init_from, init_weights,
+    model_path, ...): a path inside the config file's folder (a path from a config never leaves its
+    folder), or a bare name that is no entry of that folder: a shipped model's name."""
     from ros2_pose.resources import model_dir, resolve_inside
 
     text = str(source)
@@ -175,9 +175,9 @@ def resolve_init_from(source: str | Path, config_folder: str | Path, key: str = 
 
 def resolve_init_weights(source: str | Path, config_folder: str | Path) -> Path:
     """A config's `init_weights`: a weights file (model.pt or a run checkpoint) or a model folder
-    (its model.pt), named as for `resolve_init_from` (a shipped model's name, or a path inside the
+    (its model.pt), named as for `resolve_config_model` (a shipped model's name, or a path inside the
     config file's folder)."""
-    path = resolve_init_from(source, config_folder, key="init_weights")
+    path = resolve_config_model(source, config_folder, key="init_weights")
     if path.is_dir():
         path = path / "model.pt"
     if not path.is_file():
@@ -200,7 +200,7 @@ def model_from_folder(folder: str | Path, architecture: type):
 
 def initial_model(config: dict[str, Any], architecture: type):
     """The network a run starts from: `architecture(**config["model"])`, or with `init_from` set (a
-    model folder, see `resolve_init_from`), that folder's architecture and weights, e.g. a pruned
+    model folder, see `resolve_config_model`), that folder's architecture and weights, e.g. a pruned
     model whose widths the config's `model:` section cannot express. config["model"] then becomes
     the folder's kwargs, so the run's exported model.yaml describes what was trained."""
     if not config.get("init_from"):

@@ -97,9 +97,9 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
         config["epochs"] = args.epochs
     folders = dataset_folders(config["data"])
     if config.get("init_from"):
-        from ros2_pose.training.run import resolve_init_from
+        from ros2_pose.training.run import resolve_config_model
 
-        config["init_from"] = str(resolve_init_from(config["init_from"], config_path.parent))
+        config["init_from"] = str(resolve_config_model(config["init_from"], config_path.parent, key="init_from"))
     if config.get("init_weights"):
         from ros2_pose.training.run import resolve_init_weights
 

@@ -150,7 +150,7 @@ def initial_networks(config: dict[str, Any], config_folder: Path) -> dict[str, A
     """The networks named by config's `init_from` (see the module docstring), loaded weights-only;
     config's depth_model / pose_model (and init_from, resolved) are updated to describe them."""
     from ros2_pose.models.depth_egomotion import DepthNet, PoseNet
-    from ros2_pose.training.run import ConfigError, model_from_folder, resolve_init_from
+    from ros2_pose.training.run import ConfigError, model_from_folder, resolve_config_model
 
     init_from = config.get("init_from")
     if not init_from:
@@ -164,7 +164,7 @@ def initial_networks(config: dict[str, Any], config_folder: Path) -> dict[str, A
     for name, architecture in (("depth", DepthNet), ("pose", PoseNet)):
         if not init_from.get(name):
             continue
-        folder = resolve_init_from(init_from[name], config_folder)
+        folder = resolve_config_model(init_from[name], config_folder, key=f"init_from {name}")
         try:
             networks[name], model_config = model_from_folder(folder, architecture)
         except ConfigError as exc:
