@@ -15,7 +15,7 @@ of a training framework.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -121,24 +121,38 @@ def line_integral_scores(paf_x: np.ndarray, paf_y: np.ndarray, starts: np.ndarra
     return projections, lengths
 
 
-def stacked_line_integral_scores(pafs: np.ndarray, limb_index: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                                 num_samples: int = 10, fractions: np.ndarray | None = None
+class FieldSampler(Protocol):
+    """PAFs that are read only where sampled (e.g. network maps upsampled on demand): `shape` is
+    (2L, H, W) and `values_at` returns (K, N, S) values of the K channels `channels[i]` ((N, K))
+    at (`rows[i, s]`, `cols[i, s]`)."""
+
+    shape: tuple[int, int, int]
+
+    def values_at(self, channels: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray: ...
+
+
+def stacked_line_integral_scores(pafs: np.ndarray | FieldSampler, limb_index: np.ndarray, starts: np.ndarray,
+                                 ends: np.ndarray, num_samples: int = 10, fractions: np.ndarray | None = None
                                  ) -> tuple[np.ndarray, np.ndarray]:
     """`line_integral_scores` of candidates of several limbs at once: candidate i is scored on limb
     `limb_index[i]`'s channels (2 * limb, 2 * limb + 1) of the (2L, H, W) `pafs` (one pass of numpy
-    calls for a whole frame instead of one per limb). `fractions`: sample only there (e.g. a
-    subset of `sample_fractions(num_samples)`) instead of at the `num_samples` points."""
-    pafs = np.asarray(pafs)
-    if pafs.ndim != 3 or pafs.shape[0] % 2:
-        raise HeatmapShapeError(f"PAFs must be (2L, H, W), got {pafs.shape}")
+    calls for a whole frame instead of one per limb). `pafs` may also be a `FieldSampler`.
+    `fractions`: sample only there (e.g. a subset of `sample_fractions(num_samples)`) instead of at
+    the `num_samples` points."""
+    if not hasattr(pafs, "values_at"):
+        pafs = np.asarray(pafs)
+    if len(pafs.shape) != 3 or pafs.shape[0] % 2:
+        raise HeatmapShapeError(f"PAFs must be (2L, H, W), got {tuple(pafs.shape)}")
     limb_index = np.asarray(limb_index, dtype=np.intp).reshape(-1)
     fractions = sample_fractions(num_samples) if fractions is None else np.asarray(fractions, dtype=np.float64)
     _, height, width = pafs.shape
     rows, cols, unit, lengths = _sample_points(starts, ends, fractions, height, width)
     if limb_index.shape != lengths.shape:
         raise HeatmapShapeError(f"limb_index {limb_index.shape} does not match {lengths.shape[0]} candidates")
-    # Flat indices into the contiguous stack: one take per component instead of 3-D fancy indexing.
-    flat = np.ascontiguousarray(pafs).reshape(-1)
-    index = (2 * limb_index[:, None] * height + rows) * width + cols
-    projections = flat.take(index) * unit[:, None, 0] + flat.take(index + height * width) * unit[:, None, 1]
-    return projections, lengths
+    if hasattr(pafs, "values_at"):
+        field_x, field_y = pafs.values_at(np.stack([2 * limb_index, 2 * limb_index + 1], axis=1), rows, cols)
+    else:  # flat indices into the contiguous stack: one take per component instead of 3-D fancy indexing
+        flat = np.ascontiguousarray(pafs).reshape(-1)
+        index = (2 * limb_index[:, None] * height + rows) * width + cols
+        field_x, field_y = flat.take(index), flat.take(index + height * width)
+    return field_x * unit[:, None, 0] + field_y * unit[:, None, 1], lengths

@@ -14,7 +14,9 @@ ONNX Runtime or TensorRT runner), so the same post-processing runs everywhere.
 2. `infer_maps`: each stage output is upsampled by `output_upsampling_factor` (cubic), cropped to
    the image content, resized to the original image and averaged over scales, so peaks and PAFs
    are in original image pixels (OpenCV centres; cv2.resize's half-pixel alignment matches the
-   stride convention of ros2_pose.codecs.heatmaps).
+   stride convention of ros2_pose.codecs.heatmaps). With one scale and upsampled maps of the
+   image's size (e.g. 640x480 into 480x640 at factor 8), `UpsampledMaps` gives the same values
+   computed only where peaks and limbs are read (`estimate_people` takes that path).
 3. `find_peaks`: non-maximum suppression by a max-pool window and `heatmap_threshold`, sub-pixel
    refinement by a parabola through the log values (exact for a Gaussian).
 4. `group_people` / `assemble_people`: each limb's candidate pairs are scored by the PAF line
@@ -215,6 +217,24 @@ def _extrapolated(grid: np.ndarray, cells: int) -> np.ndarray:
     return out
 
 
+def _extrapolated_stack(grids: np.ndarray, cells: int) -> np.ndarray:
+    """`_extrapolated` of every (h, w) map of a (C, h, w) stack at once."""
+    out = np.pad(grids, ((0, 0), (cells, cells), (cells, cells)), mode="edge")
+    h, w = grids.shape[1:]
+    steps = np.arange(cells, 0, -1, dtype=out.dtype)
+    if h >= 2:
+        top, below = out[:, cells:cells + 1], out[:, cells + 1:cells + 2]
+        out[:, :cells] = top + steps[:, None] * (top - below)
+        bottom, above = out[:, cells + h - 1:cells + h], out[:, cells + h - 2:cells + h - 1]
+        out[:, cells + h:] = bottom + steps[::-1, None] * (bottom - above)
+    if w >= 2:
+        left, right_of = out[:, :, cells:cells + 1], out[:, :, cells + 1:cells + 2]
+        out[:, :, :cells] = left + steps * (left - right_of)
+        right, left_of = out[:, :, cells + w - 1:cells + w], out[:, :, cells + w - 2:cells + w - 1]
+        out[:, :, cells + w:] = right + steps[::-1] * (right - left_of)
+    return out
+
+
 def maps_to_image(maps: np.ndarray, transform: InputTransform, image_hw: tuple[int, int],
                   upsampling: tuple[int, int], stride: int) -> np.ndarray:
     """(C, h, w) network output -> (C, H, W) on the original image: upsample, crop the content,
@@ -238,22 +258,163 @@ def maps_to_image(maps: np.ndarray, transform: InputTransform, image_hw: tuple[i
     return out
 
 
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """(4, ...) weights of OpenCV's bicubic kernel (cv2.resize INTER_CUBIC, a = -0.75) for the taps at
+    floor - 1 .. floor + 2 of a sample `t` in [0, 1) past its floor."""
+    a = -0.75
+    w0 = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+    w1 = ((a + 2) * t - (a + 3)) * t * t + 1
+    w2 = ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
+    return np.stack([w0, w1, w2, 1 - w0 - w1 - w2])
+
+
+# How far the bicubic interpolant can overshoot its 4x4 taps: value <= max + _CUBIC_OVERSHOOT *
+# (max - min). The outer taps' weights are negative, most so half-way (t = 0.5 on both axes).
+_HALF_WAY = _cubic_weights(np.array(0.5))
+_CUBIC_OVERSHOOT = float(_HALF_WAY[_HALF_WAY > 0].sum() ** 2 + _HALF_WAY[_HALF_WAY < 0].sum() ** 2 - 1)
+
+
+class UpsampledMaps:
+    """The maps `maps_to_image` would return, computed only where they are read, for the usual
+    case where the upsampled network grid already has the image's size (e.g. a 640x480 image in a
+    480x640 input at upsampling 8, so no second resize).
+
+    Upsampling all 57 maps to the image and searching the 18 joint maps pixel by pixel was most of
+    the post-processing time, yet peaks and limbs occupy a small part of a frame. Here:
+    - `peaks`: a bound on the bicubic interpolant (`_CUBIC_OVERSHOOT`) marks the grid cells where
+      the upsampled map can exceed the threshold; only those regions (plus the cells the peak
+      window and the sub-pixel fit read) are upsampled, with the same OpenCV call on the same taps,
+      and searched with `find_peaks`: the same peaks as on the whole upsampled map.
+    - `values_at`: PAF values at the line-integral samples, interpolated from the grid with
+      OpenCV's bicubic kernel (by hand: cv2.remap samples one map per call, the samples here read
+      a different map each), equal to the upsampled map's pixels to float rounding."""
+
+    def __init__(self, grid: np.ndarray, transform: InputTransform, image_hw: tuple[int, int],
+                 upsampling: tuple[int, int], stride: int):
+        grid = np.asarray(grid, dtype=np.float32)
+        if not self.applies(transform, image_hw, upsampling, stride):
+            raise BodyPoseConfigError(f"the upsampled maps do not have the image's size {image_hw}: use maps_to_image")
+        self.fy, self.fx = upsampling
+        self.shape = (grid.shape[0], *image_hw)
+        self._padded = _extrapolated_stack(grid, _EDGE_CELLS)
+
+    @staticmethod
+    def applies(transform: InputTransform, image_hw: tuple[int, int], upsampling: tuple[int, int],
+                stride: int) -> bool:
+        """Whether the upsampled content is exactly image-sized (no second resize)."""
+        fy, fx = upsampling
+        return (round(transform.content_height * fy / stride), round(transform.content_width * fx / stride)) \
+            == tuple(image_hw)
+
+    def peaks(self, threshold: float, window: int = 3) -> list[np.ndarray]:
+        """`find_peaks` of the upsampled map of every channel (a list of (M, 3) arrays)."""
+        reach = max(window // 2, 1)  # how far the peak window and the sub-pixel fit read
+        ring = int(np.ceil(reach / min(self.fy, self.fx)))
+        height, width = self.shape[1:]
+        regions, origins, owners = [], [], []  # owners: (channel, label map, label) of each region
+        for channel, padded in enumerate(self._padded):
+            cells = np.ones((5, 5), np.uint8)  # an output pixel of cell (r, c) reads cells r-2..r+2, c-2..c+2
+            most, least = cv2.dilate(padded, cells), cv2.erode(padded, cells)
+            inner = (slice(_EDGE_CELLS, -_EDGE_CELLS),) * 2
+            mask = most[inner] + _CUBIC_OVERSHOOT * (most[inner] - least[inner]) > threshold
+            if not mask.any():
+                continue
+            mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)) > 0
+            labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+            for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+                patch = padded[rows.start:rows.stop + 2 * _EDGE_CELLS, cols.start:cols.stop + 2 * _EDGE_CELLS]
+                up = cv2.resize(patch, (patch.shape[1] * self.fx, patch.shape[0] * self.fy),
+                                interpolation=cv2.INTER_CUBIC)
+                top, left = rows.start * self.fy, cols.start * self.fx
+                bottom, right = min(rows.stop * self.fy, height), min(cols.stop * self.fx, width)
+                regions.append(up[_EDGE_CELLS * self.fy:_EDGE_CELLS * self.fy + bottom - top,
+                                  _EDGE_CELLS * self.fx:_EDGE_CELLS * self.fx + right - left])
+                origins.append((left, top))
+                owners.append((channel, labels, label))
+        found = [np.zeros((0, 3)) for _ in self._padded]
+        if not regions:
+            return found
+        # One search over all regions side by side, -inf between them (never a peak, never a
+        # neighbour's rival, no sub-pixel fit across): per-call overhead, not pixels, dominated
+        # when each of 10 people gave every joint map its own small region.
+        starts = np.cumsum([0] + [r.shape[1] + reach for r in regions])[:-1] + reach
+        atlas = np.full((max(r.shape[0] for r in regions), starts[-1] + regions[-1].shape[1] + reach), -np.inf,
+                        np.float32)
+        for start, region in zip(starts, regions):
+            atlas[:region.shape[0], start:start + region.shape[1]] = region
+        peaks = find_peaks(atlas, threshold, window)
+        which = np.searchsorted(starts, peaks[:, 0], side="right") - 1
+        origin = np.asarray(origins, dtype=np.float64)[which]
+        peaks[:, 0] += origin[:, 0] - starts[which]
+        peaks[:, 1] += origin[:, 1]
+        for index in np.unique(which):
+            channel, labels, label = owners[index]
+            own = peaks[which == index]
+            # Bounding boxes of two regions of a map may overlap: each keeps the peaks in its own cells.
+            cell_rows = np.clip(np.floor(own[:, 1] / self.fy).astype(np.intp), 0, labels.shape[0] - 1)
+            cell_cols = np.clip(np.floor(own[:, 0] / self.fx).astype(np.intp), 0, labels.shape[1] - 1)
+            found[channel] = np.concatenate([found[channel], own[labels[cell_rows, cell_cols] == label]])
+        return [p[np.argsort(-p[:, 2], kind="stable")] for p in found]
+
+    def values_at(self, channels: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(K, N, S) upsampled values of the K channels `channels[i]` ((N, K)) at image pixels
+        (`rows[i, s]`, `cols[i, s]`): e.g. both components of each candidate limb's PAF, which share
+        the interpolation weights."""
+        channels = np.asarray(channels, dtype=np.intp)
+        rows, cols = np.broadcast_arrays(np.asarray(rows), np.asarray(cols))
+        if channels.ndim != 2 or len(channels) != len(rows):
+            raise BodyPoseConfigError(f"channels must be (N, K) for N = {len(rows)} rows of samples, "
+                                      f"got {channels.shape}")
+        if rows.size == 0:
+            return np.zeros((channels.shape[1], *rows.shape))
+        # The grid position of each pixel centre (cv2.resize's half-pixel alignment), in the padded grid.
+        src_y = ((rows + 0.5) / self.fy - 0.5 + _EDGE_CELLS).reshape(-1)
+        src_x = ((cols + 0.5) / self.fx - 0.5 + _EDGE_CELLS).reshape(-1)
+        y0, x0 = np.floor(src_y).astype(np.intp), np.floor(src_x).astype(np.intp)
+        wy, wx = _cubic_weights(src_y - y0), _cubic_weights(src_x - x0)  # (4, N * S)
+        _, padded_h, padded_w = self._padded.shape
+        spatial = (y0 - 1) * padded_w + x0 - 1
+        taps = np.arange(4)[:, None, None] * padded_w + np.arange(4)[None, :, None]  # the 4x4 block
+        # (N * S, K): where each sample's K channels start in the flat stack
+        starts = np.repeat(channels * (padded_h * padded_w), rows.size // len(rows), axis=0)
+        flat = self._padded.reshape(-1)
+        out = np.empty((starts.shape[1], rows.size))
+        for k in range(starts.shape[1]):
+            block = flat.take(starts[:, k] + spatial + taps)  # (4, 4, N * S): tap-major, flat passes below
+            along_x = block[:, 0] * wx[0] + block[:, 1] * wx[1] + block[:, 2] * wx[2] + block[:, 3] * wx[3]
+            out[k] = along_x[0] * wy[0] + along_x[1] * wy[1] + along_x[2] * wy[2] + along_x[3] * wy[3]
+        return out.reshape(starts.shape[1], *rows.shape)
+
+
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise BodyPoseConfigError(f"images must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}")
+    return rgb
+
+
+def network_maps(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceConfig,
+                 scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, InputTransform]:
+    """The network's own (19, h, w) heatmaps and (38, h, w) PAFs for the image at `scale`, and
+    how the image was placed in its input. FloatingPointError if any value is not finite."""
+    net_input, transform = prepare_input(_check_rgb(rgb), config, scale)
+    heatmaps, pafs = predict(normalize_image(net_input)[None])
+    heatmaps, pafs = np.asarray(heatmaps)[0], np.asarray(pafs)[0]
+    if not (np.all(np.isfinite(heatmaps)) and np.all(np.isfinite(pafs))):
+        raise FloatingPointError("the network produced non-finite heatmaps or PAFs")
+    return heatmaps, pafs, transform
 
 
 def infer_maps(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceConfig) -> tuple[np.ndarray, np.ndarray]:
     """(heatmaps (19, H, W), pafs (38, H, W)) on the original image, averaged over scales."""
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise BodyPoseConfigError(f"images must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}")
+    rgb = _check_rgb(rgb)
     scales = list(config.scales) if config.multi_scale_inference else [1.0]
     heat_sum = paf_sum = None
     for scale in scales:
-        net_input, transform = prepare_input(rgb, config, scale)
-        heatmaps, pafs = predict(normalize_image(net_input)[None])
-        heatmaps, pafs = np.asarray(heatmaps)[0], np.asarray(pafs)[0]
-        if not (np.all(np.isfinite(heatmaps)) and np.all(np.isfinite(pafs))):
-            raise FloatingPointError("the network produced non-finite heatmaps or PAFs")
+        heatmaps, pafs, transform = network_maps(predict, rgb, config, scale)
         heat = maps_to_image(heatmaps, transform, rgb.shape[:2], config.output_upsampling_factor, config.stride)
         paf = maps_to_image(pafs, transform, rgb.shape[:2], config.output_upsampling_factor, config.stride)
         heat_sum = heat if heat_sum is None else heat_sum + heat
@@ -268,27 +429,20 @@ def find_peaks(heatmap: np.ndarray, threshold: float, window: int = 3, refine: b
     of equal maxima count once (at their centre). With `refine`, each axis is refined by the vertex
     of the parabola through the log values of the peak and its two neighbours.
 
-    Only the cells above `threshold` are compared with their neighbourhood (people cover a small
-    part of a frame; a whole-image max filter and label statistics were most of the
-    post-processing time), and plateaus are labelled only where two candidates touch."""
+    The neighbourhood maximum is OpenCV's dilation (grey-level max filter; its default border
+    never wins), which costs less than comparing every above-threshold cell with its neighbours
+    when people are large; plateaus are labelled only where two candidates touch."""
     heatmap = np.asarray(heatmap)
-    if not np.issubdtype(heatmap.dtype, np.floating):
+    if heatmap.dtype not in (np.float32, np.float64):
         heatmap = heatmap.astype(np.float64)  # float maps are compared in their own precision (no copy)
     if heatmap.ndim != 2:
         raise BodyPoseConfigError(f"find_peaks takes one (H, W) map, got shape {heatmap.shape}")
-    ys, xs = np.nonzero(heatmap > threshold)
+    heatmap = np.ascontiguousarray(heatmap)
+    neighbourhood_max = cv2.dilate(heatmap, np.ones((window, window), np.uint8))
+    ys, xs = np.nonzero((heatmap > threshold) & (heatmap >= neighbourhood_max))
     if ys.size == 0:
         return np.zeros((0, 3))
     height, width = heatmap.shape
-    half = window // 2
-    padded = np.pad(heatmap, half, mode="constant", constant_values=-np.inf)
-    values = heatmap[ys, xs]
-    is_max = np.ones(ys.size, bool)
-    for dy in range(-half, half + 1):
-        for dx in range(-half, half + 1):
-            if dy or dx:
-                is_max &= padded[ys + half + dy, xs + half + dx] <= values
-    ys, xs = ys[is_max], xs[is_max]
     candidates = np.zeros((height + 2, width + 2), bool)  # one-cell margin: neighbours never wrap
     candidates[ys + 1, xs + 1] = True
     touching = np.zeros(ys.size, bool)
@@ -304,34 +458,35 @@ def find_peaks(heatmap: np.ndarray, threshold: float, window: int = 3, refine: b
         sizes = np.bincount(ids, minlength=count)
         centres_y = np.bincount(ids, weights=ys, minlength=count) / sizes
         centres_x = np.bincount(ids, weights=xs, minlength=count) / sizes
-    peaks = []
-    for cy, cx in zip(centres_y, centres_x):
-        row, col = int(round(cy)), int(round(cx))
-        value = float(heatmap[row, col])
-        x, y = float(cx), float(cy)
-        if refine and cx == col and cy == row:
-            x = col + _parabola_offset(heatmap, row, col, axis=1, size=width)
-            y = row + _parabola_offset(heatmap, row, col, axis=0, size=height)
-        peaks.append((x, y, value))
-    peaks = np.asarray(peaks)
+    rows, cols = np.rint(centres_y).astype(np.intp), np.rint(centres_x).astype(np.intp)
+    x, y = centres_x.astype(np.float64), centres_y.astype(np.float64)
+    if refine:  # plateau centres between cells stay where they are
+        single = (centres_x == cols) & (centres_y == rows)
+        x[single] += _parabola_offsets(heatmap, rows[single], cols[single], axis=1)
+        y[single] += _parabola_offsets(heatmap, rows[single], cols[single], axis=0)
+    peaks = np.stack([x, y, heatmap[rows, cols].astype(np.float64)], axis=1)
     return peaks[np.argsort(-peaks[:, 2], kind="stable")]
 
 
-def _parabola_offset(heatmap: np.ndarray, row: int, col: int, axis: int, size: int) -> float:
-    index = col if axis == 1 else row
-    if index == 0 or index == size - 1:
-        return 0.0
-    if axis == 1:
-        values = heatmap[row, col - 1:col + 2]
-    else:
-        values = heatmap[row - 1:row + 2, col]
-    if np.any(values <= 0):
-        return 0.0
-    left, centre, right = np.log(values.astype(np.float64))
+def _parabola_offsets(heatmap: np.ndarray, rows: np.ndarray, cols: np.ndarray, axis: int) -> np.ndarray:
+    """Sub-cell offsets along `axis` (1: x, 0: y) of the peaks at (rows, cols): the vertex of the
+    parabola through the logs of each peak and its two neighbours, within +-0.5; 0 at the map's
+    edge, where a neighbour is not positive, or where the logs do not curve down."""
+    index, size = (cols, heatmap.shape[1]) if axis == 1 else (rows, heatmap.shape[0])
+    inside = (index > 0) & (index < size - 1)
+    step = (0, 1) if axis == 1 else (1, 0)
+    r, c = rows[inside], cols[inside]
+    values = np.stack([heatmap[r - step[0], c - step[1]], heatmap[r, c], heatmap[r + step[0], c + step[1]]])
+    values = values.astype(np.float64)
+    offsets = np.zeros(len(rows))
+    positive = np.all(values > 0, axis=0)
+    left, centre, right = np.log(np.where(positive, values, 1.0))
     curvature = left - 2 * centre + right
-    if curvature >= 0:
-        return 0.0
-    return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+    fit = positive & (curvature < 0)
+    inner = np.zeros(len(r))
+    inner[fit] = np.clip(0.5 * (left[fit] - right[fit]) / curvature[fit], -0.5, 0.5)
+    offsets[inside] = inner
+    return offsets
 
 
 def _candidate_scores(projections: np.ndarray, lengths: np.ndarray, config: BodyPoseInferenceConfig,
@@ -398,14 +553,17 @@ def group_people(heatmaps: np.ndarray, pafs: np.ndarray, config: BodyPoseInferen
     return assemble_people(peaks, pafs, config)
 
 
-def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
-    """The PAF grouping alone: every joint's (M, 3) peaks (`find_peaks`) and (2L, H, W) PAFs ->
-    people, best first (split from `group_people` so that its cost can be timed on its own)."""
-    pafs = np.asarray(pafs)
+def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray | UpsampledMaps,
+                    config: BodyPoseInferenceConfig) -> list[Person]:
+    """The PAF grouping alone: every joint's (M, 3) peaks (`find_peaks`) and (2L, H, W) PAFs (or
+    `UpsampledMaps` of them) -> people, best first (split from `group_people` so that its cost can
+    be timed on its own)."""
+    if not isinstance(pafs, UpsampledMaps):
+        pafs = np.asarray(pafs)
     limbs = [tuple(int(j) for j in limb) for limb in config.limbs]
     num_joints = len(peaks)
-    if pafs.ndim != 3 or pafs.shape[0] != 2 * len(limbs):
-        raise BodyPoseConfigError(f"PAFs {pafs.shape} do not match {len(limbs)} limbs")
+    if len(pafs.shape) != 3 or pafs.shape[0] != 2 * len(limbs):
+        raise BodyPoseConfigError(f"PAFs {tuple(pafs.shape)} do not match {len(limbs)} limbs")
     if any(max(limb) >= num_joints for limb in limbs):
         raise BodyPoseConfigError(f"limbs name joints beyond the {num_joints} heatmaps")
     counts = np.array([len(p) for p in peaks], dtype=np.intp)
@@ -506,9 +664,24 @@ def runner_predictor(runner) -> Predictor:
 
 
 def estimate_people(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceConfig) -> list[Person]:
-    """Everything: image -> network maps (multi-scale when configured) -> people in image pixels."""
+    """Everything: image -> network maps (multi-scale when configured) -> people in image pixels.
+
+    With one scale and upsampled maps of the image's size (the usual case), the maps are
+    upsampled only where peaks and limbs are read (`UpsampledMaps`: the same people, a fraction of
+    the time); otherwise every map is brought to the image first (`infer_maps`)."""
+    joints = len(BODYPOSE18_KEYPOINTS)
+    if not config.multi_scale_inference:
+        heatmaps, pafs, transform = network_maps(predict, rgb, config)
+        image_hw = rgb.shape[:2]
+        upsampling = config.output_upsampling_factor
+        if UpsampledMaps.applies(transform, image_hw, upsampling, config.stride):
+            heat = UpsampledMaps(heatmaps[:joints], transform, image_hw, upsampling, config.stride)
+            peaks = heat.peaks(config.heatmap_threshold, config.peak_window)
+            return assemble_people(peaks, UpsampledMaps(pafs, transform, image_hw, upsampling, config.stride), config)
+        heat = maps_to_image(heatmaps[:joints], transform, image_hw, upsampling, config.stride)
+        return group_people(heat, maps_to_image(pafs, transform, image_hw, upsampling, config.stride), config)
     heatmaps, pafs = infer_maps(predict, rgb, config)
-    return group_people(heatmaps[:len(BODYPOSE18_KEYPOINTS)], pafs, config)
+    return group_people(heatmaps[:joints], pafs, config)
 
 
 def coco_results(people: Sequence[Person], image_id: int) -> list[dict]:

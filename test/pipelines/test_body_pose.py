@@ -6,8 +6,9 @@ import pytest
 from ros2_pose.codecs.body_heatmaps import encode_body_heatmaps
 from ros2_pose.codecs.paf import encode_pafs
 from ros2_pose.pipelines.body_pose import (BodyPoseConfigError, BodyPoseInferenceConfig, InputTransform,
-                                           coco_results, find_peaks, group_people, infer_maps, maps_to_image,
-                                           network_input_size, prepare_input, write_detections)
+                                           UpsampledMaps, coco_results, estimate_people, find_peaks, group_people,
+                                           infer_maps, maps_to_image, network_input_size, prepare_input,
+                                           write_detections)
 from ros2_pose.sim.skeleton import BODYPOSE18_LIMBS, coco17_to_bodypose18
 
 # A frontal person, COCO-17 order, as (dx, dy) fractions of the height from the top centre.
@@ -83,6 +84,82 @@ def test_find_peaks_finds_planted_peaks_with_subpixel_accuracy_and_threshold():
     plateau = np.zeros((9, 9))
     plateau[4, 3:5] = 1.0
     assert find_peaks(plateau, 0.1).tolist() == [[3.5, 4.0, 1.0]]
+
+
+def noisy_maps(channels, grid_hw, seed):
+    """Network-like maps: blobs of different sizes and heights over low noise, some negative."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[:grid_hw[0], :grid_hw[1]]
+    maps = rng.normal(0.0, 0.03, (channels, *grid_hw))
+    for channel in maps:
+        for _ in range(rng.integers(0, 5)):
+            cy, cx = rng.uniform(-1, grid_hw[0]), rng.uniform(-1, grid_hw[1])
+            sigma, height = rng.uniform(0.5, 2.0), rng.uniform(0.05, 1.0)
+            channel += height * np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma ** 2))
+    return maps.astype(np.float32)
+
+
+@pytest.mark.parametrize("image_hw, input_hw, upsampling, mode", [
+    ((480, 640), (480, 640), (8, 8), "pad_image_input"),
+    ((56, 104), (64, 104), (8, 8), "pad_image_input"),   # the content ends inside the last grid row
+    ((28, 52), (64, 104), (4, 4), "pad_image_input"),
+    ((32, 104), (64, 104), (4, 8), None)])
+def test_upsampled_maps_read_on_demand_equal_the_whole_upsampled_maps(image_hw, input_hw, upsampling, mode):
+    config = BodyPoseInferenceConfig(input_shape=input_hw, keep_aspect_ratio_mode=mode,
+                                     output_upsampling_factor=upsampling)
+    _, transform = prepare_input(np.zeros((*image_hw, 3), np.uint8), config)
+    assert UpsampledMaps.applies(transform, image_hw, upsampling, 8)
+    grid = noisy_maps(12, (input_hw[0] // 8, input_hw[1] // 8), seed=sum(image_hw) + upsampling[1])
+    dense = maps_to_image(grid, transform, image_hw, upsampling, 8)
+    lazy = UpsampledMaps(grid, transform, image_hw, upsampling, 8)
+    assert lazy.shape == dense.shape
+    found = 0
+    for threshold, window in ((0.1, 3), (0.3, 5)):
+        for channel, got in enumerate(lazy.peaks(threshold, window)):
+            expected = find_peaks(dense[channel], threshold, window)
+            order = np.lexsort(expected.T[:2]), np.lexsort(got.T[:2])
+            np.testing.assert_allclose(got[order[1]], expected[order[0]], atol=1e-9)
+            found += len(expected)
+    assert found > 10  # the maps do have peaks to find
+    rng = np.random.default_rng(1)
+    channels = rng.integers(0, len(grid), 50)
+    rows, cols = rng.integers(0, image_hw[0], (50, 7)), rng.integers(0, image_hw[1], (50, 7))
+    pairs = np.stack([channels, (channels + 1) % len(grid)], axis=1)
+    values = lazy.values_at(pairs, rows, cols)
+    assert values.shape == (2, 50, 7)
+    assert lazy.values_at(np.zeros((0, 2), int), np.zeros((0, 7), int), np.zeros((0, 7), int)).shape == (2, 0, 7)
+    for k in range(2):
+        np.testing.assert_allclose(values[k], dense[pairs[:, k, None], rows, cols], atol=1e-5)
+
+
+def test_people_from_maps_read_on_demand_equal_those_from_whole_maps():
+    truth = [person(120, 40, 170, 1), person(330, 60, 230, 2), person(520, 200, 120, 3), person(560, 30, 90, 4)]
+    heat, paf = maps_for(truth, (480, 640), stride=8)
+    rng = np.random.default_rng(0)
+    heat = heat + rng.normal(0, 0.02, heat.shape).astype(np.float32)
+    config = BodyPoseInferenceConfig(input_shape=(480, 640), keep_aspect_ratio_mode="pad_image_input",
+                                     output_upsampling_factor=(8, 8))
+    rgb = np.zeros((480, 640, 3), np.uint8)
+
+    def predict(batch):
+        assert batch.shape == (1, 3, 480, 640)
+        return heat[None], paf[None]
+
+    on_demand = estimate_people(predict, rgb, config)
+    whole_heat, whole_paf = infer_maps(predict, rgb, config)
+    whole = group_people(whole_heat[:18], whole_paf, config)
+    assert len(on_demand) == len(whole) == 4
+    for a, b in zip(on_demand, whole):
+        np.testing.assert_allclose(a.keypoints18, b.keypoints18, atol=1e-6)
+        assert a.total_score == pytest.approx(b.total_score, abs=1e-6)
+    assert max(match(on_demand, truth)) < 2.0
+    # A 1280x960 image fills the input at half size: the maps are resized to it as a whole.
+    big = np.zeros((960, 1280, 3), np.uint8)
+    _, transform = prepare_input(big, config)
+    assert not UpsampledMaps.applies(transform, (960, 1280), (8, 8), 8)
+    scaled = estimate_people(predict, big, config)
+    assert len(scaled) == 4
+    assert max(match(scaled, [t * (2, 2, 1) for t in truth])) < 4.0
 
 
 def test_aspect_ratio_modes_and_multiscale_averaging():
