@@ -589,7 +589,9 @@ def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray | UpsampledMap
     most = np.minimum(na, nb).tolist()
     # Each row: the global peak id of every joint (-1 when absent), then total score, joint count
     # (Python lists: the assembly is scalar work).
-    rows: list[list] = []
+    rows: dict[int, list] = {}  # person id -> row, in creation order
+    holders: dict[int, list[int]] = {}  # global peak id -> ids of the rows holding it (no scan of every row)
+    next_id = 0
     current, used_a, used_b, matched = -1, set(), set(), 0
     for index, ga, gb, score in zip(limb_ids[keep].tolist(), global_a[keep].tolist(), global_b[keep].tolist(),
                                     scores[keep].tolist()):
@@ -601,7 +603,8 @@ def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray | UpsampledMap
         used_b.add(gb)
         matched += 1
         ja, jb = limbs[index]
-        found = [r for r, row in enumerate(rows) if row[ja] == ga or row[jb] == gb]
+        # A peak belongs to one joint, so the rows holding ga or gb are those with row[ja] == ga or row[jb] == gb.
+        found = sorted(set(holders.get(ga, ())) | set(holders.get(gb, ())))
         if len(found) == 1:
             row = rows[found[0]]
             if row[jb] != gb:
@@ -611,11 +614,15 @@ def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray | UpsampledMap
                 else:  # a better-scored limb already claimed jb for this person: keep it
                     continue
                 row[jb] = gb
+                holders.setdefault(gb, []).append(found[0])
         elif len(found) == 2:
             first, second = rows[found[0]], rows[found[1]]
             if not any(x >= 0 and y >= 0 for x, y in zip(first[:-2], second[:-2])):
                 # two partial people joined by this limb: merge them
-                first[:-2] = [y if y >= 0 else x for x, y in zip(first[:-2], second[:-2])]
+                for joint, peak in enumerate(second[:-2]):
+                    if peak >= 0:
+                        first[joint] = peak
+                        holders[peak] = [found[0] if r == found[1] else r for r in holders[peak]]
                 first[-1] += second[-1]
                 first[-2] += second[-2] + score
                 del rows[found[1]]
@@ -623,12 +630,16 @@ def assemble_people(peaks: Sequence[np.ndarray], pafs: np.ndarray | UpsampledMap
                 first[jb] = gb
                 first[-1] += 1
                 first[-2] += peak_scores[gb] + score
+                holders.setdefault(gb, []).append(found[0])
         elif not found and in_tree[index]:
             row = [-1] * num_joints + [peak_scores[ga] + peak_scores[gb] + score, 2]
             row[ja], row[jb] = ga, gb
-            rows.append(row)
+            rows[next_id] = row
+            holders.setdefault(ga, []).append(next_id)
+            holders.setdefault(gb, []).append(next_id)
+            next_id += 1
     people = []
-    for row in rows:
+    for row in rows.values():
         count = int(row[-1])
         if count < config.min_parts or row[-2] / count < config.min_mean_score:
             continue
