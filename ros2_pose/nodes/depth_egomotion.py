@@ -42,6 +42,8 @@ class DepthEgoMotionNode(LifecycleNodeBase):
         "metric_scale": (1.0, "scale_mode fixed: factor turning network depth/translation into metres"),
         "camera_height_m": (0.0, "scale_mode camera_height: the camera's known height above the floor, metres"),
         "max_time_gap_s": (0.5, "a larger stamp jump (or any step back) restarts odometry"),
+        "odometry_baseline": (1, "frames of the pose network's window each odometry step spans (1: consecutive; "
+                                 "up to its sources)"),
         "odom_frame": ("odom", "parent frame of the odometry and TF"),
         "camera_frame": ("", "child frame of the odometry and TF; empty: the image's frame_id"),
         "publish_tf": (True, "broadcast odom_frame -> camera frame"),
@@ -66,7 +68,7 @@ class DepthEgoMotionNode(LifecycleNodeBase):
         self.pipeline = DepthEgoMotionPipeline(
             depth, pose, target_index=motion.get("target_index"), scale_mode=c["scale_mode"],
             metric_scale=c["metric_scale"], camera_height_m=c["camera_height_m"] or None,
-            max_time_gap_s=c["max_time_gap_s"])
+            max_time_gap_s=c["max_time_gap_s"], odometry_baseline=c["odometry_baseline"])
         self.create_camera_info_subscription("camera_info")
         self.create_image_subscription("image", self.on_image, desired_encoding="rgb8")
 

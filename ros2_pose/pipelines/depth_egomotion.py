@@ -7,7 +7,10 @@ What the `depth_egomotion` node and `ros2-pose eval depth` both run. Per frame:
    buffered frame relative to its target frame; the motion between the previous and the current
    frame, T_{c_prev c_now} (the current camera's pose in the previous camera), is read from them
    and integrated: T_odom_now = T_odom_prev @ T_{c_prev c_now}. The odom frame is the first camera
-   pose after a (re)start;
+   pose after a (re)start. With ``odometry_baseline`` b > 1 (at most the window's sources), the
+   motion is read across b frames of the window instead, T_odom_now = T_odom_(now-b) @
+   T_{c_(now-b) c_now}: b times the parallax of consecutive frames for the network's error, at the
+   cost of b interleaved chains (all anchored in the first window);
 4. depth and translation are multiplied by one metric scale (see below).
 
 Scale (a monocular network knows depth and motion only up to one common factor):
@@ -191,7 +194,7 @@ class DepthEgoMotionPipeline:
 
     def __init__(self, depth, pose, target_index: int | None = None, scale_mode: str = "fixed",
                  metric_scale: float = 1.0, camera_height_m: float | None = None, max_time_gap_s: float = 0.5,
-                 scale_window: int = 15):
+                 scale_window: int = 15, odometry_baseline: int = 1):
         if scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
         if scale_mode == "fixed" and not (np.isfinite(metric_scale) and metric_scale > 0):
@@ -212,6 +215,10 @@ class DepthEgoMotionPipeline:
         self.target_index = self.frames_per_sample // 2 if target_index is None else int(target_index)
         if not 0 <= self.target_index < self.frames_per_sample:
             raise ValueError(f"target_index {target_index} outside 0..{self.frames_per_sample - 1}")
+        if not 1 <= int(odometry_baseline) <= self.num_sources or int(odometry_baseline) != odometry_baseline:
+            raise ValueError(f"odometry_baseline must be a whole number of frames in 1..{self.num_sources} (the "
+                             f"pose network's sources), got {odometry_baseline}")
+        self.odometry_baseline = int(odometry_baseline)
         self.scale_mode, self.metric_scale = scale_mode, float(metric_scale)
         self.camera_height_m = camera_height_m
         self.max_time_gap_ns = int(max_time_gap_s * 1e9)
@@ -223,6 +230,8 @@ class DepthEgoMotionPipeline:
         """Forget the frame window and restart odometry at the identity on the next frame."""
         self.window: deque[np.ndarray] = deque(maxlen=self.frames_per_sample)
         self.pose = RigidTransform.identity()
+        # odometry poses of the frames before this one, newest last (for odometry_baseline > 1)
+        self.previous_poses: deque[RigidTransform] = deque(maxlen=self.num_sources)
         self.window_filled = False  # the first full window after a restart starts at the odom origin
         self.last_stamp_ns: int | None = None
         if reason is not None:
@@ -333,8 +342,13 @@ class DepthEgoMotionPipeline:
         last = len(poses) - 1
         backfilled = []
         if self.window_filled:
-            motion = self._metric(motion_between(poses, last - 1, last), scale)
-            self.pose = self.pose @ motion
+            baseline = self.odometry_baseline
+            previous = self.pose
+            self.pose = self.previous_poses[-baseline] @ self._metric(motion_between(poses, last - baseline, last),
+                                                                      scale)
+            motion = previous.inverse() @ self.pose if baseline > 1 else \
+                self._metric(motion_between(poses, last - 1, last), scale)
+            self.previous_poses.append(self.pose)
         else:
             # frames 1..last-1 of this first window got no pose yet: odometry goes from the origin
             # (window frame 0) straight to now, and the skipped poses are handed back
@@ -342,6 +356,7 @@ class DepthEgoMotionPipeline:
             backfilled = [origin @ self._metric(motion_between(poses, 0, k), scale) for k in range(1, last)]
             self.pose = origin @ self._metric(motion_between(poses, 0, last), scale)
             motion = (backfilled[-1] if backfilled else origin).inverse() @ self.pose
+            self.previous_poses.extend([origin, *backfilled, self.pose])
             self.window_filled = True
         return EgoMotionResult("ok", metric_depth, self.pose, motion, scale, reset_reason, elapsed, timings,
                                backfilled, twist_from_motion(motion, elapsed))

@@ -117,6 +117,35 @@ def test_triplets_backfill_the_first_window_then_integrate(tmp_path):
         np.testing.assert_allclose(results[k].pose.as_matrix(), np.linalg.matrix_power(M, k), atol=1e-5)
 
 
+def test_odometry_baseline_reads_the_motion_across_frames_of_the_window(tmp_path):
+    rng = np.random.default_rng(3)
+    # an inconsistent network: the two sources' answers are unrelated, so every chain shows which
+    # window motion it integrated
+    a, b = pe.transform_from_6dof(rng.normal(0, 0.1, 6)), pe.transform_from_6dof(rng.normal(0, 0.1, 6))
+    depth, pose = constant_motion_models(tmp_path, [_log(a), _log(b)])
+    poses = pe.window_camera_poses(np.array([_log(a), _log(b)]), 1)
+    m01, m12, m02 = (pe.motion_between(poses, i, j) for i, j in ((0, 1), (1, 2), (0, 2)))
+    frames = _frames(5)
+
+    def run(baseline):
+        pipeline = pe.DepthEgoMotionPipeline(depth, pose, odometry_baseline=baseline)
+        return [pipeline.process(frame, CAMERA, i * 33_000_000 + 1) for i, frame in enumerate(frames)]
+
+    one, two = run(1), run(2)
+    # the first window is the same for both: frame 1 backfilled at m01, frame 2 at m02
+    for results in (one, two):
+        np.testing.assert_allclose(results[2].backfilled_poses[0].as_matrix(), m01, atol=1e-5)
+        np.testing.assert_allclose(results[2].pose.as_matrix(), m02, atol=1e-5)
+    np.testing.assert_allclose(one[4].pose.as_matrix(), m02 @ m12 @ m12, atol=1e-5)
+    np.testing.assert_allclose(two[3].pose.as_matrix(), m01 @ m02, atol=1e-5)     # frame 1's chain
+    np.testing.assert_allclose(two[4].pose.as_matrix(), m02 @ m02, atol=1e-5)     # frame 2's chain
+    # the frame-to-frame motion (twist) still joins consecutive frames
+    np.testing.assert_allclose(two[4].motion.as_matrix(), np.linalg.inv(m01 @ m02) @ m02 @ m02, atol=1e-5)
+    for bad in (0, 3, 1.5):
+        with pytest.raises(ValueError, match="odometry_baseline"):
+            pe.DepthEgoMotionPipeline(depth, pose, odometry_baseline=bad)
+
+
 def test_time_going_back_or_jumping_restarts_odometry(tmp_path):
     depth, pose = constant_motion_models(tmp_path, [MOTION])
     pipeline = pe.DepthEgoMotionPipeline(depth, pose, max_time_gap_s=0.5)

@@ -21,6 +21,9 @@ def add_arguments(parser):
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime", "tensorrt"])
     parser.add_argument("--min-depth", type=float, default=0.1, help="ground truth below this is not scored (m)")
     parser.add_argument("--max-depth", type=float, default=20.0, help="ground truth above this is not scored (m)")
+    parser.add_argument("--odometry-baseline", type=int, default=1,
+                        help="frames of the pose network's window the odometry motion is read across "
+                             "(1: consecutive frames; the node's odometry_baseline)")
     parser.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames")
     parser.add_argument("--json", default=None, help="write the metrics as JSON here")
 
@@ -66,7 +69,8 @@ def run(args) -> int:
     depth = create_runner(depth_folder, backend=args.backend, intra_op_threads=1)
     pose = create_runner(pose_folder, backend=args.backend, intra_op_threads=1)
     motion = read_motion_sidecar(pose_folder)
-    pipeline = DepthEgoMotionPipeline(depth, pose, target_index=motion.get("target_index"))
+    pipeline = DepthEgoMotionPipeline(depth, pose, target_index=motion.get("target_index"),
+                                      odometry_baseline=args.odometry_baseline)
     bar = tqdm(desc="eval depth", unit="frame")
 
     def progress(done, total):
