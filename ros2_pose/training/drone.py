@@ -293,23 +293,12 @@ def load_initial_weights(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state)
 
 
-def train_keypoint_network(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any], run,
-                           resume_state: dict | None = None, progress: Callable[[str], None] = print) -> torch.nn.Module:
-    """Train (or continue) the heatmap network of config['drone_model']; `run` is a TrainingRun."""
-    check_config(config)
-    train = select_rows(train, rows_of_drone_model(train, config["drone_model"]))
-    val = select_rows(val, rows_of_drone_model(val, config["drone_model"]))
-    if len(train["image"]) == 0 or len(val["image"]) == 0:
-        raise DroneTrainingError(f"no {config['drone_model']} samples in the {'train' if len(train['image']) == 0 else 'val'} "
-                                 "split of the dataset")
-    progress(f"{config['drone_model']}: {len(train['image'])} training and {len(val['image'])} validation samples")
-    num_keypoints = train["keypoints"].shape[1]
+def make_training_step(model: torch.nn.Module, train: dict[str, np.ndarray], config: dict[str, Any],
+                       stride: int) -> Callable[[np.ndarray], tuple[torch.Tensor, dict[str, float]]]:
+    """The `fit` step of the keypoint network: crops of the rows `idx`, photometric augmentation,
+    forward pass, and the loss of config['loss'] (l_h, l_m = l_h + beta l_proj, l_p = l_reg +
+    l_proj, the PnP layer in the loop for the last two). Also what `bench drone_training` times."""
     size = int(config["model"]["input_size"])
-    model = build_network(config["model"], num_keypoints)
-    if config["init_weights"] and resume_state is None:
-        load_initial_weights(model, config["init_weights"])
-    info = drone_model_info(config)
-    stride = info.output_stride
     generator = torch.Generator().manual_seed(int(config["seed"]))
     points_3d_all = torch.from_numpy(np.asarray(train["keypoints_3d"], np.float64))
     rotations = torch.from_numpy(np.asarray(train["rotation"], np.float64))
@@ -338,6 +327,24 @@ def train_keypoint_network(train: dict[str, np.ndarray], val: dict[str, np.ndarr
                 parts["regularisation"] = l_reg.item()
                 loss = (l_reg + l_proj).float()
         return loss, parts
+    return step
+
+
+def train_keypoint_network(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any], run,
+                           resume_state: dict | None = None, progress: Callable[[str], None] = print) -> torch.nn.Module:
+    """Train (or continue) the heatmap network of config['drone_model']; `run` is a TrainingRun."""
+    check_config(config)
+    train = select_rows(train, rows_of_drone_model(train, config["drone_model"]))
+    val = select_rows(val, rows_of_drone_model(val, config["drone_model"]))
+    if len(train["image"]) == 0 or len(val["image"]) == 0:
+        raise DroneTrainingError(f"no {config['drone_model']} samples in the {'train' if len(train['image']) == 0 else 'val'} "
+                                 "split of the dataset")
+    progress(f"{config['drone_model']}: {len(train['image'])} training and {len(val['image'])} validation samples")
+    model = build_network(config["model"], train["keypoints"].shape[1])
+    if config["init_weights"] and resume_state is None:
+        load_initial_weights(model, config["init_weights"])
+    info = drone_model_info(config)
+    step = make_training_step(model, train, config, info.output_stride)
 
     def validate():
         return validation_metrics(model, val, info, config)

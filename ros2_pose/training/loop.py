@@ -19,7 +19,11 @@ def fit(model: torch.nn.Module, num_samples: int, step: Callable[[np.ndarray], t
     """Train `model` for config['epochs'] epochs of shuffled batches of config['batch_size'] samples.
 
     `run` is a ros2_pose.training.run.TrainingRun: every epoch's row (train losses averaged over the
-    epoch, validation metrics, learning rate, seconds) goes to its curves and checkpoints.
+    epoch, validation metrics, learning rate, seconds) goes to its curves and checkpoints. The row
+    also has the mean seconds per batch of each phase (seed 003's Table 1): `seconds_forward` (the
+    step closure: batch preparation, forward pass and losses, e.g. a PnP layer's forward),
+    `seconds_backward` and `seconds_optimizer` (optimizer and schedule step), and
+    `seconds_validation` for the epoch's validation.
     """
     opt_cfg = config["optimizer"]
     epochs, batch = int(config["epochs"]), int(config["batch_size"])
@@ -45,19 +49,30 @@ def fit(model: torch.nn.Module, num_samples: int, step: Callable[[np.ndarray], t
         model.train()
         order = np.random.default_rng([int(config["seed"]), epoch]).permutation(num_samples)
         started, sums, steps = time.perf_counter(), {}, 0
+        phases = dict.fromkeys(("forward", "backward", "optimizer"), 0.0)
         for start in range(0, num_samples - batch + 1, batch):
+            t0 = time.perf_counter()
             loss, parts = step(np.sort(order[start:start + batch]))
+            t1 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            t2 = time.perf_counter()
             optimizer.step()
             scheduler.step()
+            t3 = time.perf_counter()
+            phases["forward"] += t1 - t0
+            phases["backward"] += t2 - t1
+            phases["optimizer"] += t3 - t2
             steps += 1
             for key, value in dict(parts, loss=loss.item()).items():
                 sums[key] = sums.get(key, 0.0) + value
+        validation_started = time.perf_counter()
         with torch.no_grad():
             metrics = validate()
         row = {"epoch": epoch, **{f"train_{k}": v / steps for k, v in sums.items()},
                **{f"val_{k}": v for k, v in metrics.items()}, "lr": scheduler.get_last_lr()[0],
+               **{f"seconds_{phase}": total / steps for phase, total in phases.items()},
+               "seconds_validation": time.perf_counter() - validation_started,
                "epoch_seconds": time.perf_counter() - started}
         best = run.log_epoch(row, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "epoch": epoch})

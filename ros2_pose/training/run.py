@@ -129,7 +129,8 @@ class TrainingRun:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        columns = [k for k in self.history[0] if k != "epoch"] if self.history else []
+        # the per-phase timings (seconds_*) are in curves.csv; the figure is about learning
+        columns = [k for k in self.history[0] if k != "epoch" and not k.startswith("seconds_")] if self.history else []
         # A grid of at most four panels per row, so the figure stays readable with many curves.
         ncols = min(4, max(1, len(columns)))
         nrows = max(1, -(-len(columns) // ncols))

@@ -47,6 +47,10 @@ def test_pose_training_learns_logs_and_resumes(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "run" / "curves.csv")))
     assert len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    # seed 003 Table 1's per-batch phases, timed by the shared loop
+    for row in rows:
+        phases = [float(row[f"seconds_{p}"]) for p in ("forward", "backward", "optimizer", "validation")]
+        assert all(p > 0 for p in phases) and sum(phases[:3]) * 2 < float(row["epoch_seconds"])
     state = torch.load(run.last_checkpoint, weights_only=True)
     assert state["epoch"] == 2 and "model" in state
     # A resumed run must keep the schedule it started with: a changed epoch count is refused up front.
