@@ -9,6 +9,9 @@ in ros2_pose.evaluation.depth_metrics):
   the ground-truth T_world_optical: ATE over every 5-frame snippet (least-squares scale per
   snippet) and RPE of consecutive frames (translation with one least-squares scale over all
   segments, and as-is for networks trained to be metric; rotation in degrees).
+- trivial baselines on the same frames: a constant depth map; standing still (zero motion); going
+  straight ahead at a constant speed (fitted by the same scale alignment), which sequences that
+  mostly move forward reward without any motion being estimated.
 
 Segments: the pipeline restarts (and a new segment begins) at every sequence boundary the frame
 plan sees (bag, loop, time gap) and where the ground-truth camera jumps more than `max_step_m` or
@@ -65,13 +68,15 @@ class DepthEgoMotionEvaluation:
         for name in ("abs_rel", "rmse_log", "a1"):
             if self.baseline_depth_scores:
                 out[f"baseline_constant_depth_{name}"] = float(np.mean([s[name] for s in self.baseline_depth_scores]))
-        snippets, still_snippets, gt_motions, pred_motions = [], [], [], []
+        snippets, still_snippets, straight_snippets, gt_motions, pred_motions = [], [], [], [], []
         still = np.tile(np.eye(4), (SNIPPET_LENGTH, 1, 1))
+        straight = _straight_ahead(SNIPPET_LENGTH)
         for segment in self.segments:
             gt, pred = np.array(segment.gt), np.array(segment.pred)
             for start in range(len(gt) - SNIPPET_LENGTH + 1):
                 snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], pred[start:start + SNIPPET_LENGTH]))
                 still_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], still))
+                straight_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], straight))
             if len(gt) >= 2:
                 gt_motions.append(np.linalg.inv(gt[:-1]) @ gt[1:])
                 pred_motions.append(np.linalg.inv(pred[:-1]) @ pred[1:])
@@ -80,20 +85,33 @@ class DepthEgoMotionEvaluation:
         out["ate_mean"] = float(np.mean(snippets)) if snippets else float("nan")
         out["ate_std"] = float(np.std(snippets)) if snippets else float("nan")
         out["baseline_zero_motion_ate_mean"] = float(np.mean(still_snippets)) if still_snippets else float("nan")
+        out["baseline_straight_ate_mean"] = float(np.mean(straight_snippets)) if straight_snippets else float("nan")
         if gt_motions:
             gt_all, pred_all = np.concatenate(gt_motions), np.concatenate(pred_motions)
             aligned = relative_motion_errors(gt_all, pred_all, scale="global")
             metric = relative_motion_errors(gt_all, pred_all, scale="none")
             standing_still = relative_motion_errors(gt_all, np.tile(np.eye(4), (len(gt_all), 1, 1)), scale="none")
+            straight_on = relative_motion_errors(gt_all, np.repeat(_straight_ahead(2)[1:], len(gt_all), axis=0),
+                                                 scale="global")
             out.update({"rpe_translation_rmse": aligned["rpe_translation_rmse"],
                         "rpe_rotation_deg_rmse": aligned["rpe_rotation_deg_rmse"],
                         "rpe_scale": aligned["scale"], "rpe_pairs": aligned["pairs"],
                         "rpe_translation_rmse_unscaled": metric["rpe_translation_rmse"],
                         "baseline_zero_motion_rpe_translation_rmse": standing_still["rpe_translation_rmse"],
-                        "baseline_zero_motion_rpe_rotation_deg_rmse": standing_still["rpe_rotation_deg_rmse"]})
+                        "baseline_zero_motion_rpe_rotation_deg_rmse": standing_still["rpe_rotation_deg_rmse"],
+                        "baseline_straight_rpe_translation_rmse": straight_on["rpe_translation_rmse"]})
         out["median_inference_ms"] = float(np.median(self.inference_ms)) if self.inference_ms else float("nan")
         out.update({f"frames_{k}": v for k, v in sorted(self.statuses.items())})
         return out
+
+
+def _straight_ahead(frames: int) -> np.ndarray:
+    """Camera poses of a camera going straight along its optical axis, one unit per frame, never
+    turning: the trivial predictor a pose network must beat on sequences that mostly move forward
+    (its speed is fitted by the same least-squares scale as the network's)."""
+    poses = np.tile(np.eye(4), (frames, 1, 1))
+    poses[:, 2, 3] = np.arange(frames)
+    return poses
 
 
 def evaluate_bags(bags: Sequence[str | Path], pipeline, min_depth: float = 0.1, max_depth: float = 20.0,

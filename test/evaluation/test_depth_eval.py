@@ -70,3 +70,13 @@ def test_trivial_baselines_are_scored_beside_the_networks():
     first = np.array(gt[:5])[:, :3, 3]
     expected_ate = np.sqrt(np.mean(np.sum(first ** 2, axis=1)))  # positions in the first camera of a snippet
     assert metrics["baseline_zero_motion_ate_mean"] == pytest.approx(expected_ate, rel=1e-6)
+
+
+def test_the_straight_ahead_baseline_is_perfect_on_a_straight_sequence_only():
+    forward = transform_from_6dof([0.0, 0.0, 0.0, 0.0, 0.0, 0.07])
+    straight = _evaluation(_trajectory(7, forward), _trajectory(7, forward))
+    assert straight["baseline_straight_ate_mean"] == pytest.approx(0, abs=1e-9)
+    assert straight["baseline_straight_rpe_translation_rmse"] == pytest.approx(0, abs=1e-9)
+    turning = _evaluation(_trajectory(7), _trajectory(7))   # STEP turns and moves sideways
+    assert turning["baseline_straight_ate_mean"] > 1e-3
+    assert turning["baseline_straight_rpe_translation_rmse"] == pytest.approx(0.03, rel=1e-6)  # its sideways part

@@ -50,7 +50,9 @@ def format_table(metrics: dict) -> str:
             ("delta < 1.25, constant-depth baseline", "baseline_constant_depth_a1", "{:.3f}"),
             ("ATE 5-frame, zero-motion baseline (m)", "baseline_zero_motion_ate_mean", "{:.4f}"),
             ("RPE translation, zero-motion baseline (m)", "baseline_zero_motion_rpe_translation_rmse", "{:.4f}"),
-            ("RPE rotation, zero-motion baseline (deg)", "baseline_zero_motion_rpe_rotation_deg_rmse", "{:.3f}")]
+            ("RPE rotation, zero-motion baseline (deg)", "baseline_zero_motion_rpe_rotation_deg_rmse", "{:.3f}"),
+            ("ATE 5-frame, straight-ahead baseline (m)", "baseline_straight_ate_mean", "{:.4f}"),
+            ("RPE translation, straight-ahead baseline (m)", "baseline_straight_rpe_translation_rmse", "{:.4f}")]
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {label} | {fmt.format(metrics[key])} |" for label, key, fmt in rows if key in metrics]
     return "\n".join(lines)
