@@ -274,6 +274,29 @@ _HALF_WAY = _cubic_weights(np.array(0.5))
 _CUBIC_OVERSHOOT = float(_HALF_WAY[_HALF_WAY > 0].sum() ** 2 + _HALF_WAY[_HALF_WAY < 0].sum() ** 2 - 1)
 
 
+def _pack_regions(regions: Sequence[np.ndarray], gap: int, max_width: int = 2048) -> tuple[np.ndarray, list]:
+    """(atlas, [(x, y) of each region]): the 2-D float32 regions placed on shelves (tallest first,
+    rows of at most `max_width` unless one region is wider) with at least `gap` cells of -inf
+    around each."""
+    order = sorted(range(len(regions)), key=lambda i: -regions[i].shape[0])
+    placed: list = [None] * len(regions)
+    x = y = shelf_height = 0
+    width = gap
+    for i in order:
+        h, w = regions[i].shape
+        if x and x + w + gap > max_width:  # next shelf
+            y += shelf_height + gap
+            x, shelf_height = 0, 0
+        placed[i] = (x + gap, y + gap)
+        x += w + gap
+        shelf_height = max(shelf_height, h)
+        width = max(width, x + gap)
+    atlas = np.full((y + shelf_height + 2 * gap, width), -np.inf, np.float32)
+    for region, (px, py) in zip(regions, placed):
+        atlas[py:py + region.shape[0], px:px + region.shape[1]] = region
+    return atlas, placed
+
+
 class UpsampledMaps:
     """The maps `maps_to_image` would return, computed only where they are read, for the usual
     case where the upsampled network grid already has the image's size (e.g. a 640x480 image in a
@@ -312,8 +335,8 @@ class UpsampledMaps:
         ring = int(np.ceil(reach / min(self.fy, self.fx)))
         height, width = self.shape[1:]
         regions, origins, owners = [], [], []  # owners: (channel, label map, label) of each region
+        cells = np.ones((5, 5), np.uint8)  # an output pixel of cell (r, c) reads cells r-2..r+2, c-2..c+2
         for channel, padded in enumerate(self._padded):
-            cells = np.ones((5, 5), np.uint8)  # an output pixel of cell (r, c) reads cells r-2..r+2, c-2..c+2
             most, least = cv2.dilate(padded, cells), cv2.erode(padded, cells)
             inner = (slice(_EDGE_CELLS, -_EDGE_CELLS),) * 2
             mask = most[inner] + _CUBIC_OVERSHOOT * (most[inner] - least[inner]) > threshold
@@ -334,19 +357,17 @@ class UpsampledMaps:
         found = [np.zeros((0, 3)) for _ in self._padded]
         if not regions:
             return found
-        # One search over all regions side by side, -inf between them (never a peak, never a
-        # neighbour's rival, no sub-pixel fit across): per-call overhead, not pixels, dominated
+        # One search over all regions packed into one image, -inf between them (never a peak, never
+        # a neighbour's rival, no sub-pixel fit across): per-call overhead, not pixels, dominated
         # when each of 10 people gave every joint map its own small region.
-        starts = np.cumsum([0] + [r.shape[1] + reach for r in regions])[:-1] + reach
-        atlas = np.full((max(r.shape[0] for r in regions), starts[-1] + regions[-1].shape[1] + reach), -np.inf,
-                        np.float32)
-        for start, region in zip(starts, regions):
-            atlas[:region.shape[0], start:start + region.shape[1]] = region
+        atlas, placed = _pack_regions(regions, gap=reach)
+        owner = np.full(atlas.shape, -1, np.intp)
+        for index, (region, (x, y)) in enumerate(zip(regions, placed)):
+            owner[y:y + region.shape[0], x:x + region.shape[1]] = index
         peaks = find_peaks(atlas, threshold, window)
-        which = np.searchsorted(starts, peaks[:, 0], side="right") - 1
-        origin = np.asarray(origins, dtype=np.float64)[which]
-        peaks[:, 0] += origin[:, 0] - starts[which]
-        peaks[:, 1] += origin[:, 1]
+        which = owner[np.rint(peaks[:, 1]).astype(np.intp), np.rint(peaks[:, 0]).astype(np.intp)]
+        shift = np.asarray(origins, dtype=np.float64)[which] - np.asarray(placed, dtype=np.float64)[which]
+        peaks[:, :2] += shift
         for index in np.unique(which):
             channel, labels, label = owners[index]
             own = peaks[which == index]
