@@ -132,6 +132,22 @@ def test_upsampled_maps_read_on_demand_equal_the_whole_upsampled_maps(image_hw, 
         np.testing.assert_allclose(values[k], dense[pairs[:, k, None], rows, cols], atol=1e-5)
 
 
+def test_regions_are_packed_apart_with_minus_infinity_between_them():
+    from ros2_pose.pipelines.body_pose import _pack_regions
+
+    rng = np.random.default_rng(0)
+    regions = [rng.random((int(h), int(w))).astype(np.float32) for h, w in rng.integers(1, 60, (40, 2))]
+    atlas, placed = _pack_regions(regions, gap=2, max_width=200)
+    assert atlas.shape[1] <= 200
+    owner = np.full(atlas.shape, -1)
+    for index, (region, (x, y)) in enumerate(zip(regions, placed)):
+        np.testing.assert_array_equal(atlas[y:y + region.shape[0], x:x + region.shape[1]], region)
+        grown = owner[max(y - 2, 0):y + region.shape[0] + 2, max(x - 2, 0):x + region.shape[1] + 2]
+        assert (grown == -1).all()  # no other region within the gap
+        owner[y:y + region.shape[0], x:x + region.shape[1]] = index
+    assert np.isneginf(atlas[owner == -1]).all()
+
+
 def test_people_from_maps_read_on_demand_equal_those_from_whole_maps():
     truth = [person(120, 40, 170, 1), person(330, 60, 230, 2), person(520, 200, 120, 3), person(560, 30, 90, 4)]
     heat, paf = maps_for(truth, (480, 640), stride=8)
