@@ -196,29 +196,11 @@ def prepare_input(rgb: np.ndarray, config: BodyPoseInferenceConfig,
 _EDGE_CELLS = 2  # the cubic kernel reads 2 cells beyond the grid
 
 
-def _extrapolated(grid: np.ndarray, cells: int) -> np.ndarray:
-    """`grid` with `cells` cells added on every side, extrapolated linearly from the two outermost
-    rows / columns. cv2.resize would mirror the border instead (REFLECT_101), which turns a joint
-    near the image edge into a second, false peak on the edge; the cubic kernel reproduces a linear
-    ramp, so the upsampled map keeps its slope up to the edge."""
-    out = cv2.copyMakeBorder(grid, cells, cells, cells, cells, cv2.BORDER_REPLICATE)
-    h, w = grid.shape
-    steps = np.arange(cells, 0, -1, dtype=np.float32)[:, None]  # distance of each added cell
-    if h >= 2:
-        top, below = out[cells], out[cells + 1]
-        out[:cells] = top + steps * (top - below)
-        bottom, above = out[cells + h - 1], out[cells + h - 2]
-        out[cells + h:] = bottom + steps[::-1] * (bottom - above)
-    if w >= 2:
-        left, right_of = out[:, cells], out[:, cells + 1]
-        out[:, :cells] = (left + steps * (left - right_of)).T
-        right, left_of = out[:, cells + w - 1], out[:, cells + w - 2]
-        out[:, cells + w:] = (right + steps[::-1] * (right - left_of)).T
-    return out
-
-
-def _extrapolated_stack(grids: np.ndarray, cells: int) -> np.ndarray:
-    """`_extrapolated` of every (h, w) map of a (C, h, w) stack at once."""
+def _extrapolated(grids: np.ndarray, cells: int) -> np.ndarray:
+    """Every (h, w) map of a (C, h, w) stack with `cells` cells added on every side, extrapolated
+    linearly from the two outermost rows / columns. cv2.resize would mirror the border instead
+    (REFLECT_101), which turns a joint near the image edge into a second, false peak on the edge;
+    the cubic kernel reproduces a linear ramp, so the upsampled map keeps its slope up to the edge."""
     out = np.pad(grids, ((0, 0), (cells, cells), (cells, cells)), mode="edge")
     h, w = grids.shape[1:]
     steps = np.arange(cells, 0, -1, dtype=out.dtype)
@@ -247,8 +229,7 @@ def maps_to_image(maps: np.ndarray, transform: InputTransform, image_hw: tuple[i
     crop_h = max(1, round(transform.content_height * fy / stride))
     height, width = image_hw
     out = np.empty((maps.shape[0], height, width), np.float32)
-    for channel, grid in enumerate(maps):
-        padded = _extrapolated(grid, _EDGE_CELLS)
+    for channel, padded in enumerate(_extrapolated(maps, _EDGE_CELLS)):
         up = cv2.resize(padded, (padded.shape[1] * fx, padded.shape[0] * fy), interpolation=cv2.INTER_CUBIC)
         content = up[_EDGE_CELLS * fy:_EDGE_CELLS * fy + crop_h, _EDGE_CELLS * fx:_EDGE_CELLS * fx + crop_w]
         if content.shape == (height, width):  # e.g. a 640x480 image in a 480x640 input: no second resize
@@ -319,7 +300,7 @@ class UpsampledMaps:
             raise BodyPoseConfigError(f"the upsampled maps do not have the image's size {image_hw}: use maps_to_image")
         self.fy, self.fx = upsampling
         self.shape = (grid.shape[0], *image_hw)
-        self._padded = _extrapolated_stack(grid, _EDGE_CELLS)
+        self._padded = _extrapolated(grid, _EDGE_CELLS)
 
     @staticmethod
     def applies(transform: InputTransform, image_hw: tuple[int, int], upsampling: tuple[int, int],
@@ -336,9 +317,9 @@ class UpsampledMaps:
         height, width = self.shape[1:]
         regions, origins, owners = [], [], []  # owners: (channel, label map, label) of each region
         cells = np.ones((5, 5), np.uint8)  # an output pixel of cell (r, c) reads cells r-2..r+2, c-2..c+2
+        inner = (slice(_EDGE_CELLS, -_EDGE_CELLS),) * 2
         for channel, padded in enumerate(self._padded):
             most, least = cv2.dilate(padded, cells), cv2.erode(padded, cells)
-            inner = (slice(_EDGE_CELLS, -_EDGE_CELLS),) * 2
             mask = most[inner] + _CUBIC_OVERSHOOT * (most[inner] - least[inner]) > threshold
             if not mask.any():
                 continue
