@@ -344,10 +344,10 @@ class DepthEgoMotionPipeline:
         if self.window_filled:
             baseline = self.odometry_baseline
             previous = self.pose
-            self.pose = self.previous_poses[-baseline] @ self._metric(motion_between(poses, last - baseline, last),
-                                                                      scale)
-            motion = previous.inverse() @ self.pose if baseline > 1 else \
-                self._metric(motion_between(poses, last - 1, last), scale)
+            step = self._metric(motion_between(poses, last - baseline, last), scale)
+            self.pose = self.previous_poses[-baseline] @ step
+            # the frame-to-frame motion (twist): the step itself when it joins consecutive frames
+            motion = step if baseline == 1 else previous.inverse() @ self.pose
             self.previous_poses.append(self.pose)
         else:
             # frames 1..last-1 of this first window got no pose yet: odometry goes from the origin
