@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,6 @@ EXPERIMENTS = (
     ("hrnet", "l_h, HRNet", {"loss": "l_h", "model": {"backbone": "hrnet"}}, False),
 )
 DRONES = ("drone_large", "drone_small")
-PHASES = ("forward", "backward", "optimizer")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +122,7 @@ def time_experiment(rows: dict[str, np.ndarray], drone: str, overrides: dict, fr
 
     from ros2_pose.training.drone import (build_network, check_config, drone_model_info, load_initial_weights,
                                           make_training_step)
+    from ros2_pose.training.loop import STEP_PHASES, timed_step
 
     config = experiment_config(drone, overrides, from_shipped, batch_size)
     check_config(config)
@@ -136,21 +135,14 @@ def time_experiment(rows: dict[str, np.ndarray], drone: str, overrides: dict, fr
     step = make_training_step(model, rows, config, drone_model_info(config).output_stride)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["optimizer"]["lr"],
                                   weight_decay=config["optimizer"]["weight_decay"])
-    times = {phase: [] for phase in PHASES}
+    times = {phase: [] for phase in STEP_PHASES}
     draw = np.random.default_rng(0)
     for index in range(warmup + iterations):
         idx = np.sort(draw.choice(len(rows["image"]), batch, replace=True))
-        t0 = time.perf_counter()
-        loss, _ = step(idx)
-        t1 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        t2 = time.perf_counter()
-        optimizer.step()
-        t3 = time.perf_counter()
+        _, _, seconds = timed_step(step, idx, optimizer)
         if index >= warmup:
-            for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2)):
-                times[phase].append(seconds)
+            for phase, spent in zip(STEP_PHASES, seconds):
+                times[phase].append(spent)
     return {"drone": drone, "batch": batch, "parameters": sum(p.numel() for p in model.parameters()),
             "start": "shipped" if from_shipped else "random",
             **{f"{phase}_s": float(np.median(values)) for phase, values in times.items()}, "n": iterations}
@@ -178,6 +170,8 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from ros2_pose.training.loop import STEP_PHASES
+
     if args.iters < 1 or args.warmup < 0:
         raise SystemExit("--iters must be >= 1 and --warmup >= 0")
     torch.set_num_threads(args.threads)
@@ -194,7 +188,7 @@ def run(args) -> int:
                    "batch total s"):
         table.add_column(column, justify="left" if column in ("drone", "experiment", "start") else "right")
     for row in rows:
-        total = sum(row[f"{phase}_s"] for phase in PHASES)
+        total = sum(row[f"{phase}_s"] for phase in STEP_PHASES)
         table.add_row(row["drone"], row["label"], row["start"], f"{row['parameters'] / 1e6:.2f} M",
                       f"{row['forward_s']:.3f}",
                       f"{row['backward_s']:.3f}", f"{row['optimizer_s']:.4f}", f"{total:.3f}")

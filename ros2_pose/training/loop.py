@@ -12,6 +12,27 @@ import numpy as np
 import torch
 
 
+#: The phases of one optimisation step, timed by `timed_step` (seed 003's Table 1 columns).
+STEP_PHASES = ("forward", "backward", "optimizer")
+
+
+def timed_step(step: Callable[[np.ndarray], tuple[torch.Tensor, dict]], batch_indices: np.ndarray,
+               optimizer: torch.optim.Optimizer, scheduler=None) -> tuple[torch.Tensor, dict, tuple[float, ...]]:
+    """One optimisation step: (loss, parts, seconds of each of STEP_PHASES). Forward is the step
+    closure (batch preparation, forward pass, losses); optimizer includes the schedule's step."""
+    t0 = time.perf_counter()
+    loss, parts = step(batch_indices)
+    t1 = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    t2 = time.perf_counter()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    t3 = time.perf_counter()
+    return loss, parts, (t1 - t0, t2 - t1, t3 - t2)
+
+
 def fit(model: torch.nn.Module, num_samples: int, step: Callable[[np.ndarray], tuple[torch.Tensor, dict]],
         validate: Callable[[], dict[str, float]], config: dict[str, Any], run,
         resume_state: dict | None = None, describe: Callable[[dict], str] | None = None,
@@ -49,20 +70,11 @@ def fit(model: torch.nn.Module, num_samples: int, step: Callable[[np.ndarray], t
         model.train()
         order = np.random.default_rng([int(config["seed"]), epoch]).permutation(num_samples)
         started, sums, steps = time.perf_counter(), {}, 0
-        phases = dict.fromkeys(("forward", "backward", "optimizer"), 0.0)
+        phases = dict.fromkeys(STEP_PHASES, 0.0)
         for start in range(0, num_samples - batch + 1, batch):
-            t0 = time.perf_counter()
-            loss, parts = step(np.sort(order[start:start + batch]))
-            t1 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            t2 = time.perf_counter()
-            optimizer.step()
-            scheduler.step()
-            t3 = time.perf_counter()
-            phases["forward"] += t1 - t0
-            phases["backward"] += t2 - t1
-            phases["optimizer"] += t3 - t2
+            loss, parts, seconds = timed_step(step, np.sort(order[start:start + batch]), optimizer, scheduler)
+            for phase, spent in zip(STEP_PHASES, seconds):
+                phases[phase] += spent
             steps += 1
             for key, value in dict(parts, loss=loss.item()).items():
                 sums[key] = sums.get(key, 0.0) + value
