@@ -85,12 +85,18 @@ class DroneModelInfo:
     output_stride: int
     backbone: str = ""
     coarse_box_scale: float = 1.0     # coarse-pass keypoint box -> drone box (calibrate_coarse_box_scale)
+    # (K, 2) crop pixels: the mean keypoint layout of the training crops, the image-blind baseline
+    # a network has to beat (DronePosePipeline(keypoint_source="template")); None in older folders.
+    keypoint_template: np.ndarray | None = None
 
     def to_yaml_dict(self) -> dict:
-        return {"drone_model": self.drone_model, "backbone": self.backbone, "keypoint_names": list(self.keypoint_names),
+        data = {"drone_model": self.drone_model, "backbone": self.backbone, "keypoint_names": list(self.keypoint_names),
                 "keypoints_3d": np.asarray(self.keypoints_3d, float).round(6).tolist(),
                 "crop": {"size": self.crop.size, "margin": self.crop.margin, "min_box_px": self.crop.min_box_px},
                 "output_stride": self.output_stride, "coarse_box_scale": round(float(self.coarse_box_scale), 4)}
+        if self.keypoint_template is not None:
+            data["keypoint_template"] = np.asarray(self.keypoint_template, float).round(3).tolist()
+        return data
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / DRONE_INFO_FILE
@@ -108,8 +114,10 @@ class DroneModelInfo:
             points = np.asarray(data["keypoints_3d"], dtype=np.float64)
             names = tuple(str(n) for n in data["keypoint_names"])
             crop = CropSettings(int(data["crop"]["size"]), float(data["crop"]["margin"]), float(data["crop"]["min_box_px"]))
+            template = data.get("keypoint_template")
+            template = None if template is None else np.asarray(template, dtype=np.float64)
             info = cls(str(data["drone_model"]), names, points, crop, int(data["output_stride"]), str(data.get("backbone", "")),
-                       float(data.get("coarse_box_scale", 1.0)))
+                       float(data.get("coarse_box_scale", 1.0)), template)
         except (KeyError, TypeError, ValueError) as exc:
             raise DroneModelInfoError(f"{path}: {type(exc).__name__}: {exc} (expected drone_model, keypoint_names, "
                                       f"keypoints_3d (K x 3), crop {{size, margin, min_box_px}}, output_stride)") from None
@@ -117,6 +125,9 @@ class DroneModelInfo:
             raise DroneModelInfoError(f"{path}: keypoints_3d must be finite, {len(names)} x 3; got shape {points.shape}")
         if not (np.isfinite(info.coarse_box_scale) and 0.25 <= info.coarse_box_scale <= 8.0):
             raise DroneModelInfoError(f"{path}: coarse_box_scale must be in [0.25, 8], got {info.coarse_box_scale}")
+        if template is not None and (template.shape != (len(names), 2) or not np.all(np.isfinite(template))):
+            raise DroneModelInfoError(f"{path}: keypoint_template must be finite, {len(names)} x 2 crop pixels; "
+                                      f"got shape {template.shape}")
         return info
 
 
@@ -209,17 +220,34 @@ def network_input(crops: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
+KEYPOINT_SOURCES = ("network", "template")
+
+
 class DronePosePipeline:
     """`models`: (runner, DroneModelInfo) pairs, one per drone model; each runner takes `image`
-    (N x 3 x S x S float) and returns `heatmaps` (N x K x S/stride x S/stride)."""
+    (N x 3 x S x S float) and returns `heatmaps` (N x K x S/stride x S/stride).
+
+    `keypoint_source="template"` replaces the network's keypoints by the model's
+    `keypoint_template` placed in the crop (confidence 1), everything else unchanged: the floor that
+    ignores the image, for `ros2-pose eval drone --keypoints template`. It needs given boxes (a
+    template has no coarse pass)."""
 
     def __init__(self, models, decoder: str = "argmax_subpixel", pnp: PnPSettings | None = None,
-                 min_depth_m: float = 0.1, max_depth_m: float = 100.0, coarse_confidence: float = 0.2):
+                 min_depth_m: float = 0.1, max_depth_m: float = 100.0, coarse_confidence: float = 0.2,
+                 keypoint_source: str = "network"):
         self.models = {info.drone_model: (runner, info) for runner, info in models}
         if not self.models:
             raise ValueError("the drone pipeline needs at least one (runner, DroneModelInfo) pair")
         if decoder not in DECODERS:
             raise ValueError(f"unknown heatmap decoder {decoder!r}; expected one of {DECODERS}")
+        if keypoint_source not in KEYPOINT_SOURCES:
+            raise ValueError(f"unknown keypoint source {keypoint_source!r}; expected one of {KEYPOINT_SOURCES}")
+        if keypoint_source == "template":
+            missing = [name for name, (_, info) in self.models.items() if info.keypoint_template is None]
+            if missing:
+                raise DroneModelInfoError(f"no keypoint_template in the drone.yaml of {missing}: models trained before "
+                                          "it was recorded; add it with ros2_pose.training.drone.keypoint_template")
+        self.keypoint_source = keypoint_source
         self.decoder = decoder
         self.pnp = pnp or PnPSettings()
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
@@ -231,6 +259,8 @@ class DronePosePipeline:
 
     def _keypoints(self, drone_model: str, image: np.ndarray, crop: RoiCrop) -> tuple[np.ndarray, np.ndarray]:
         runner, info = self.models[drone_model]
+        if self.keypoint_source == "template":
+            return crop.crop_to_image(info.keypoint_template), np.ones(len(info.keypoint_template))
         heatmaps = runner.run({"image": network_input(crop.apply(image)[None])})["heatmaps"]
         xy_crop, confidence = decode_crop_keypoints(heatmaps, info.output_stride, self.decoder)
         return crop.crop_to_image(xy_crop[0]), confidence[0]
@@ -239,6 +269,9 @@ class DronePosePipeline:
         """Coarse pass: the box around the confident keypoints of one network on the letterboxed
         image scaled by the model's `coarse_box_scale`, or None when fewer than min_keypoints are
         confident."""
+        if self.keypoint_source == "template":
+            raise ValueError("the keypoint template has no coarse pass: give the pipeline boxes "
+                             "(detections, or `eval drone --gt-boxes`)")
         box = self.keypoint_box(image, drone_model)
         return None if box is None else scale_box(box, self.models[drone_model][1].coarse_box_scale)
 

@@ -109,14 +109,27 @@ def drone_model_info(config: dict[str, Any]) -> DroneModelInfo:
                           BACKBONES[config["model"]["backbone"]].output_stride, config["model"]["backbone"])
 
 
-def calibrated_model_info(model_folder: str | Path, config: dict[str, Any], val: dict[str, np.ndarray],
-                          max_frames: int = 200) -> DroneModelInfo:
+def keypoint_template(arrays: dict[str, np.ndarray], info: DroneModelInfo) -> np.ndarray:
+    """(K, 2) crop pixels: the mean of each keypoint's position in the crops around the samples'
+    ground-truth boxes (the inference crop, no jitter). Placed in a crop, it is the pose estimate of
+    a model that ignores the image (DronePosePipeline(keypoint_source="template"))."""
+    if len(arrays["box"]) == 0:
+        raise DroneTrainingError("a keypoint template needs at least one sample")
+    return np.mean([info.crop.crop(box).image_to_crop(points)
+                    for box, points in zip(arrays["box"], arrays["keypoints"])], axis=0)
+
+
+def calibrated_model_info(model_folder: str | Path, config: dict[str, Any], train: dict[str, np.ndarray],
+                          val: dict[str, np.ndarray], max_frames: int = 200) -> DroneModelInfo:
     """drone_model_info with the coarse pass's box scale calibrated on (up to `max_frames`)
-    validation frames of this drone model, run through the exported ONNX model as the node runs it."""
+    validation frames of this drone model, run through the exported ONNX model as the node runs it,
+    and the keypoint template of its training samples."""
     from ros2_pose.deploy.runner import create_runner
     from ros2_pose.pipelines.drone import DronePosePipeline, calibrate_coarse_box_scale
 
     info = drone_model_info(config)
+    template = keypoint_template(select_rows(train, rows_of_drone_model(train, config["drone_model"])), info)
+    info = dataclasses.replace(info, keypoint_template=template)
     rows = rows_of_drone_model(val, config["drone_model"])[:max_frames]
     pipeline = DronePosePipeline([(create_runner(model_folder, backend="onnxruntime", intra_op_threads=1), info)],
                                  decoder=config["eval"]["decoder"])

@@ -127,6 +127,29 @@ def test_depth_limits_reject_a_pose(frame):
     assert result.status == "rejected_pose" and result.pose is None and "outside" in result.reason
 
 
+def test_template_keypoints_ignore_the_image_and_need_boxes(frame):
+    spec, name = frame.keypoints[0], frame.extra["model"]
+    box = np.asarray(spec.box, float)
+    info = info_for(name)
+    with pytest.raises(DroneModelInfoError, match="no keypoint_template"):
+        DronePosePipeline([(BlankRunner(), info)], keypoint_source="template")
+    with pytest.raises(ValueError, match="keypoint source"):
+        DronePosePipeline([(BlankRunner(), info)], keypoint_source="heatmaps")
+    # A template that happens to be this frame's true layout gives the true pose, whatever the
+    # runner says (a blank one here: the network path finds no keypoints).
+    exact = dataclasses.replace(info, keypoint_template=info.crop.crop(box).image_to_crop(spec.xy))
+    pipeline = DronePosePipeline([(BlankRunner(), exact)], keypoint_source="template")
+    result = pipeline.estimate(frame.rgb, frame.camera, box, name)
+    assert result.status == "ok", result.reason
+    np.testing.assert_allclose(result.keypoints, spec.xy, atol=1e-6)
+    assert np.all(result.confidence == 1)
+    truth = frame.tracked_pose
+    assert np.linalg.norm(result.pose.translation - truth.translation) < 1e-3
+    assert DronePosePipeline([(BlankRunner(), exact)]).estimate(frame.rgb, frame.camera, box, name).status != "ok"
+    with pytest.raises(ValueError, match="no coarse pass"):
+        pipeline.locate(frame.rgb, name)
+
+
 def test_crop_around_tiny_box_keeps_the_minimum_size():
     crop = crop_around_box((10, 10, 11, 12), size=32, margin=0.25, min_box_px=12)
     x0, y0, x1, y1 = crop.box
@@ -142,6 +165,14 @@ def test_model_info_round_trip_and_errors(tmp_path):
     back = DroneModelInfo.from_folder(tmp_path)
     assert back.drone_model == "drone_small" and back.crop == info.crop and back.output_stride == STRIDE
     assert back.coarse_box_scale == 1.75
+    assert back.keypoint_template is None
+    template = np.arange(2 * len(KEYPOINT_NAMES), dtype=float).reshape(-1, 2) + 0.25
+    dataclasses.replace(info, keypoint_template=template).write(tmp_path)
+    np.testing.assert_allclose(DroneModelInfo.from_folder(tmp_path).keypoint_template, template)
+    dataclasses.replace(info, keypoint_template=template[:3]).write(tmp_path)
+    with pytest.raises(DroneModelInfoError, match="keypoint_template"):
+        DroneModelInfo.from_folder(tmp_path)
+    info.write(tmp_path)
     yaml_text = (tmp_path / "drone.yaml").read_text()
     (tmp_path / "drone.yaml").write_text(yaml_text.replace("coarse_box_scale: 1.75", "coarse_box_scale: .nan"))
     with pytest.raises(DroneModelInfoError, match="coarse_box_scale"):

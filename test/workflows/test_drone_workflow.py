@@ -6,6 +6,7 @@ Everything is real, just small: 160x120 frames, 16 of them, one epoch of tiny ne
 """
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -75,3 +76,21 @@ def test_eval_drone_reports_the_seed_metrics_per_drone_model(workflow, capsys):
     # Every frame is accounted for: a pose or a named failure.
     assert sum(v for k, v in row.items() if k.startswith("frames_")) == row["count"]
     assert "| drone_large |" in capsys.readouterr().out
+
+
+def test_the_model_folder_carries_its_template_floor_and_eval_measures_it(workflow, capsys):
+    folder = workflow / "run_l_m" / "model"
+    template = np.asarray(yaml.safe_load((folder / "drone.yaml").read_text())["keypoint_template"])
+    size = yaml.safe_load((folder / "drone.yaml").read_text())["crop"]["size"]
+    # The mean layout of ground-truth-box crops sits inside the box part of the crop (the margin
+    # is 0.25 of the box on each side); averaged over random attitudes it shrinks to the centre.
+    assert template.shape == (10, 2) and np.all((template > size / 6) & (template < size * 5 / 6))
+    with pytest.raises(SystemExit, match="--gt-boxes"):
+        main(["eval", "drone", "--model", str(folder), "--data", str(workflow / "bag"), "--keypoints", "template"])
+    out = workflow / "template.json"
+    assert main(["eval", "drone", "--model", str(folder), "--data", str(workflow / "bag"), "--gt-boxes",
+                 "--keypoints", "template", "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["keypoints"] == "template"
+    row = metrics["per_drone_model"]["drone_large"]
+    assert row["count"] == 9 and sum(v for k, v in row.items() if k.startswith("frames_")) == 9

@@ -15,6 +15,9 @@ def add_arguments(parser):
                              "(default: the standard held-out set, rendered on first use)")
     parser.add_argument("--gt-boxes", action="store_true",
                         help="crop around the ground-truth boxes instead of the networks' coarse pass")
+    parser.add_argument("--keypoints", default="network", choices=["network", "template"],
+                        help="template: each model's mean training keypoint layout placed in the crop instead of "
+                             "the network's keypoints, the floor that ignores the image (needs --gt-boxes)")
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime", "tensorrt"])
     parser.add_argument("--decoder", default="argmax_subpixel",
                         choices=["argmax_subpixel", "center_of_mass", "soft_argmax"])
@@ -36,13 +39,16 @@ def run(args) -> int:
     from ros2_pose.pipelines.drone import DroneModelInfo, DronePosePipeline, PnPSettings
     from ros2_pose.resources import model_location
 
+    if args.keypoints == "template" and not args.gt_boxes:
+        raise SystemExit("eval drone --keypoints template needs --gt-boxes: a template cannot find the drone")
     models = []
     for name in args.model or DEFAULT_MODELS:
         folder = model_location(name)
         models.append((create_runner(folder, backend=args.backend, intra_op_threads=1), DroneModelInfo.from_folder(folder)))
     pipeline = DronePosePipeline(models, decoder=args.decoder,
                                  pnp=PnPSettings(args.pnp, ransac=args.ransac,
-                                                 confidence_threshold=args.confidence_threshold))
+                                                 confidence_threshold=args.confidence_threshold),
+                                 keypoint_source=args.keypoints)
     bags = args.data or [heldout_bag("drone")]
     bar = tqdm(desc="eval drone", unit="frame")
 
@@ -58,7 +64,7 @@ def run(args) -> int:
     print(metrics_table(metrics))
     if args.json:
         write_json({"models": [str(m) for m in (args.model or DEFAULT_MODELS)], "backend": args.backend,
-                    "boxes": "ground truth" if args.gt_boxes else "coarse pass", "decoder": args.decoder,
+                    "boxes": "ground truth" if args.gt_boxes else "coarse pass", "keypoints": args.keypoints, "decoder": args.decoder,
                     "pnp": args.pnp, "ransac": args.ransac, "data": [str(b) for b in bags],
                     "per_drone_model": metrics}, args.json)
     return 0

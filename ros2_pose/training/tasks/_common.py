@@ -85,8 +85,8 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
                  finish_model_folder=None) -> int:
     """Load config and data, train, then turn the best checkpoint into a model folder
     (<run>/model: model.pt, model.yaml, model.onnx with its ONNX Runtime parity) ready to ship.
-    `finish_model_folder(folder, config, val)`, when given, then adds the task's own files to it,
-    with the validation split already in memory."""
+    `finish_model_folder(folder, config, train, val)`, when given, then adds the task's own files
+    to it, with the splits already in memory."""
     from ros2_pose.training.run import TrainingRun, load_config, seed_everything
 
     config_path = Path(args.config) if args.config else package_share() / args.default_config
@@ -125,5 +125,5 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     print(f"model folder {run.folder / 'model'} (ONNX Runtime vs PyTorch max abs error: "
           + ", ".join(f"{k} {v:.1e}" for k, v in parity.items()) + ")")
     if finish_model_folder is not None:
-        finish_model_folder(run.folder / "model", config, val)
+        finish_model_folder(run.folder / "model", config, train, val)
     return 0

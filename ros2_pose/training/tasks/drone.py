@@ -37,10 +37,11 @@ def add_arguments(parser):
 def run(args) -> int:
     from ros2_pose.training.drone import calibrated_model_info, drone_model_config, train_keypoint_network
 
-    def write_drone_info(folder: Path, config: dict, val: dict) -> None:
-        # The model folder also says which drone and 3D keypoints the network is for and how to
-        # scale its coarse pass's boxes (pipelines.drone), calibrated on the validation frames.
-        info = calibrated_model_info(folder, config, val)
+    def write_drone_info(folder: Path, config: dict, train: dict, val: dict) -> None:
+        # The model folder also says which drone and 3D keypoints the network is for, how to
+        # scale its coarse pass's boxes (pipelines.drone), calibrated on the validation frames, and
+        # the image-blind keypoint template of its training crops (the floor it must beat).
+        info = calibrated_model_info(folder, config, train, val)
         print(f"wrote {info.write(folder)} (coarse_box_scale {info.coarse_box_scale:.3f})")
 
     return run_training(args, DEFAULTS, FIELDS, valid_field="pose_valid", train_fn=train_keypoint_network,
