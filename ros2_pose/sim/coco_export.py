@@ -186,7 +186,11 @@ def coco_from_bag(bags: str | Path | Sequence[str | Path], out_dir: str | Path, 
                   skeleton_topic: str = "/ground_truth/skeletons",
                   segmentation_topic: str | None = "/camera/segmentation") -> Path:
     """A COCO dataset from people bags: images and skeletons paired by header stamp; masks from the
-    segmentation topic (person_id = object index) when the bag has it, else boxes only."""
+    segmentation topic (person_id = object index) when the bag has it, else boxes only.
+
+    Each bag is paired on its own (two recordings can share stamps: both sim runs start at t = 0),
+    and a frame is written as soon as its messages are all read, so memory holds the frames still
+    waiting for a partner, not the whole bag."""
     from ros2_pose.data.bags import bag_info, iter_messages
     from ros2_pose.images import image_msg_to_array
 
@@ -194,35 +198,43 @@ def coco_from_bag(bags: str | Path | Sequence[str | Path], out_dir: str | Path, 
     topics = [image_topic, skeleton_topic]
     if segmentation_topic and all(segmentation_topic in bag_info(path).topics for path in paths):
         topics.append(segmentation_topic)  # optional: boxes stand in for masks without it
-    images, skeletons, segmentations = {}, {}, {}
-    for message in iter_messages(paths, topics):
-        key = _stamp(message.msg)
-        if message.topic == image_topic:
-            images[key] = message.msg
-        elif message.topic == skeleton_topic:
-            skeletons[key] = message.msg
-        else:
-            segmentations[key] = message.msg
-    paired = sorted(set(images) & set(skeletons))
-    if not paired:
+    counts = {topic: 0 for topic in topics}
+
+    def write_frame(writer: CocoWriter, messages: dict) -> None:
+        image_msg, people = messages[image_topic], messages[skeleton_topic]
+        rgb = image_msg_to_array(image_msg)
+        if image_msg.encoding == "bgr8":
+            rgb = cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB)
+        elif image_msg.encoding != "rgb8":
+            raise CocoExportError(f"{image_topic} has encoding {image_msg.encoding}; expected rgb8 or bgr8")
+        objects = image_msg_to_array(messages[segmentation_topic]) // 256 if segmentation_topic in messages else None
+        names = list(people.joint_names)
+        records = []
+        for person in people.skeletons:
+            xy = np.array([[k.x, k.y] for k in person.keypoints]).reshape(-1, 2)
+            visibility = np.array([k.visibility for k in person.keypoints], dtype=np.int64)
+            box = (person.box.x_min, person.box.y_min, person.box.x_max, person.box.y_max)
+            records.append(PersonRecord(int(person.person_id), box, _coco_keypoints(names, xy, visibility),
+                                        None if objects is None else objects == person.person_id))
+        writer.add(rgb, records)
+
+    writer = CocoWriter(out_dir, image_format, segmentation)
+    for path in paths:
+        waiting: dict[tuple[int, int], dict] = {}
+        for message in iter_messages(path, topics):
+            counts[message.topic] += 1
+            stamp = _stamp(message.msg)
+            frame = waiting.setdefault(stamp, {})
+            frame[message.topic] = message.msg
+            if len(frame) == len(topics):
+                write_frame(writer, waiting.pop(stamp))
+        # Frames whose segmentation never came keep their boxes (as in a bag without the topic).
+        for stamp in sorted(waiting):
+            if image_topic in waiting[stamp] and skeleton_topic in waiting[stamp]:
+                write_frame(writer, waiting[stamp])
+    if not writer.images:
         raise CocoExportError(f"no {image_topic} image shares a header stamp with a {skeleton_topic} message "
-                              f"in {[str(p) for p in paths]} ({len(images)} images, {len(skeletons)} skeletons)")
-    with CocoWriter(out_dir, image_format, segmentation) as writer:
-        for key in paired:
-            image_msg, people = images[key], skeletons[key]
-            rgb = image_msg_to_array(image_msg)
-            if image_msg.encoding == "bgr8":
-                rgb = cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB)
-            elif image_msg.encoding != "rgb8":
-                raise CocoExportError(f"{image_topic} has encoding {image_msg.encoding}; expected rgb8 or bgr8")
-            objects = image_msg_to_array(segmentations[key]) // 256 if key in segmentations else None
-            names = list(people.joint_names)
-            records = []
-            for person in people.skeletons:
-                xy = np.array([[k.x, k.y] for k in person.keypoints]).reshape(-1, 2)
-                visibility = np.array([k.visibility for k in person.keypoints], dtype=np.int64)
-                box = (person.box.x_min, person.box.y_min, person.box.x_max, person.box.y_max)
-                records.append(PersonRecord(int(person.person_id), box, _coco_keypoints(names, xy, visibility),
-                                            None if objects is None else objects == person.person_id))
-            writer.add(rgb, records)
+                              f"in {[str(p) for p in paths]} ({counts[image_topic]} images, "
+                              f"{counts[skeleton_topic]} skeletons)")
+    writer.close()
     return writer.out_dir / ANNOTATION_FILE

@@ -72,25 +72,47 @@ def test_bad_inputs_are_refused(tmp_path, frames):
         coco_export._coco_keypoints(["nose"], np.zeros((1, 2)), np.zeros(1))
 
 
-def test_coco_from_a_people_bag(frames, tmp_path):
+def _write_people_bag(path, frames, segmentation_for=lambda i: True):
     bag_messages = pytest.importorskip("ros2_pose.data.bag_messages")
     from ros2_pose.data.bags import BagWriter
 
-    bag = tmp_path / "people_bag"
-    with BagWriter(bag) as writer:
+    with BagWriter(path) as writer:
         writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
         writer.add_topic("/camera/segmentation", "sensor_msgs/msg/Image")
         writer.add_topic("/ground_truth/skeletons", "ros2_pose_msgs/msg/SkeletonArray")
         for i, frame in enumerate(frames):
             stamp = (i + 1) * 33_000_000
             writer.write("/camera/image_raw", bag_messages.image_msg(frame.rgb, "rgb8", stamp, "camera_optical_frame"), stamp)
-            writer.write("/camera/segmentation",
-                         bag_messages.image_msg(frame.segmentation, "16UC1", stamp, "camera_optical_frame"), stamp)
+            if segmentation_for(i):
+                writer.write("/camera/segmentation",
+                             bag_messages.image_msg(frame.segmentation, "16UC1", stamp, "camera_optical_frame"), stamp)
             writer.write("/ground_truth/skeletons", bag_messages.skeleton_array_msg(
                 frame.skeletons, frame.skeleton_joint_names, frame.skeleton_limbs, stamp, "camera_optical_frame"), stamp)
+    return path
+
+
+def test_coco_from_a_people_bag(frames, tmp_path):
+    bag = _write_people_bag(tmp_path / "people_bag", frames)
     from_bag = json.loads(coco_export.coco_from_bag(bag, tmp_path / "from_bag", image_format="png",
                                                     segmentation="rle").read_text())
     direct = json.loads(coco_export.export_coco(frames, tmp_path / "direct", image_format="png",
                                                 segmentation="rle").read_text())
     assert from_bag["annotations"] == direct["annotations"]
     assert from_bag["images"] == direct["images"]
+
+
+def test_bags_with_the_same_stamps_keep_all_their_frames(frames, tmp_path):
+    # Two sim recordings both start at t = 0: their frames share stamps and must not overwrite
+    # each other. The second bag misses its first segmentation image: that frame keeps its people
+    # with box-only segmentations.
+    first = _write_people_bag(tmp_path / "first", frames)
+    second = _write_people_bag(tmp_path / "second", frames, segmentation_for=lambda i: i > 0)
+    data = json.loads(coco_export.coco_from_bag([first, second], tmp_path / "both").read_text())
+    assert len(data["images"]) == 2 * len(frames)
+    assert len({image["file_name"] for image in data["images"]}) == 2 * len(frames)
+    people = [len(frame.skeletons) for frame in frames]
+    per_image = [sum(a["image_id"] == image["id"] for a in data["annotations"]) for image in data["images"]]
+    # Frames are written as they complete; the one without segmentation comes last.
+    assert per_image == people + people[1:] + people[:1]
+    last = [a for a in data["annotations"] if a["image_id"] == data["images"][-1]["id"]]
+    assert last and all(len(a["segmentation"]) == 1 and len(a["segmentation"][0]) == 8 for a in last)
