@@ -416,12 +416,17 @@ def infer_maps(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferenceCon
     scales = list(config.scales) if config.multi_scale_inference else [1.0]
     heat_sum = paf_sum = None
     for scale in scales:
-        heatmaps, pafs, transform = network_maps(predict, rgb, config, scale)
-        heat = maps_to_image(heatmaps, transform, rgb.shape[:2], config.output_upsampling_factor, config.stride)
-        paf = maps_to_image(pafs, transform, rgb.shape[:2], config.output_upsampling_factor, config.stride)
+        heat, paf = _whole_maps_on_image(*network_maps(predict, rgb, config, scale), rgb.shape[:2], config)
         heat_sum = heat if heat_sum is None else heat_sum + heat
         paf_sum = paf if paf_sum is None else paf_sum + paf
     return heat_sum / len(scales), paf_sum / len(scales)
+
+
+def _whole_maps_on_image(heatmaps: np.ndarray, pafs: np.ndarray, transform, image_hw,
+                         config: BodyPoseInferenceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Every network map brought to the image (one scale's part of `infer_maps`)."""
+    return tuple(maps_to_image(maps, transform, image_hw, config.output_upsampling_factor, config.stride)
+                 for maps in (heatmaps, pafs))
 
 
 def find_peaks(heatmap: np.ndarray, threshold: float, window: int = 3, refine: bool = True) -> np.ndarray:
@@ -691,8 +696,8 @@ def estimate_people(predict: Predictor, rgb: np.ndarray, config: BodyPoseInferen
             heat = UpsampledMaps(heatmaps[:joints], transform, image_hw, upsampling, config.stride)
             peaks = heat.peaks(config.heatmap_threshold, config.peak_window)
             return assemble_people(peaks, UpsampledMaps(pafs, transform, image_hw, upsampling, config.stride), config)
-        heat = maps_to_image(heatmaps[:joints], transform, image_hw, upsampling, config.stride)
-        return group_people(heat, maps_to_image(pafs, transform, image_hw, upsampling, config.stride), config)
+        heatmaps, pafs = _whole_maps_on_image(heatmaps[:joints], pafs, transform, image_hw, config)
+        return group_people(heatmaps, pafs, config)
     heatmaps, pafs = infer_maps(predict, rgb, config)
     return group_people(heatmaps[:joints], pafs, config)
 
