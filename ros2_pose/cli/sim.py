@@ -17,7 +17,8 @@ def register(parser):
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--preset", choices=PRESETS, default="default",
-                        help="domain randomisation ranges; 'ood' lies outside the training ranges")
+                        help="domain randomisation ranges; 'ood' lies outside the training ranges; "
+                             "'turning' (motion only): a fast look-around, rotation-dominated motion")
     parser.add_argument("--backend", choices=("auto", "egl", "numpy"), default="auto", help="renderer")
     parser.add_argument("--fps", type=float, default=30.0, help="stamp spacing of the frames")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")

@@ -16,9 +16,16 @@ speed in `speed_range`, slowed where the path curves so the yaw rate stays under
 camera looks along the path plus a slow look-around, with small pitch and roll oscillations.
 Optional static segments (a smooth stop, a pause, a smooth start) give zero-motion frames for
 testing automatic masking.
+
+Presets (`MotionConfig.for_preset`, `ros2-pose sim motion --preset`): "default" (the training
+ranges); "ood", the same rooms and paths under dim, tinted light outside the training ranges (the
+appearance shift of the other tasks' ood presets); "turning", the default appearance with a fast
+look-around (25-45 deg at 0.2-0.35 Hz, up to ~3 deg per frame) on the path, so that rotation,
+not forward motion, dominates the frame-to-frame motion.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -53,6 +60,35 @@ class MotionConfig:
     static_duration_s: tuple[float, float] = (0.5, 1.0)
     horizontal_fov_deg: float = 70.0
     texture_size: int = 256
+    look_around_deg: tuple[float, float] = (0.0, 20.0)    # amplitude of the yaw look-around
+    look_around_hz: tuple[float, float] = (0.05, 0.15)
+    key_light: tuple[float, float] = (0.5, 0.8)          # intensity of the light from above
+    ambient: tuple[float, float] = (0.3, 0.45)
+    fill_light: tuple[float, float] = (0.15, 0.3)
+    light_tint_saturation: tuple[float, float] = (0.0, 0.0)  # 0: white light
+
+    def __post_init__(self):
+        # The look-around alone must leave yaw rate for the path's bends (make_trajectory).
+        peak = self.look_around_deg[1] * 2 * np.pi * self.look_around_hz[1]
+        if peak >= self.max_yaw_rate_deg:
+            raise ValueError(f"look-around up to {peak:.0f} deg/s leaves no yaw rate under max_yaw_rate_deg "
+                             f"{self.max_yaw_rate_deg}")
+
+    @classmethod
+    def for_preset(cls, preset: str, base: "MotionConfig | None" = None) -> "MotionConfig":
+        """`base` (default: the default config) with the changes of `preset` (see module doc)."""
+        if preset not in PRESET_CHANGES:
+            raise ValueError(f"motion preset must be one of {sorted(PRESET_CHANGES)}, got {preset!r}")
+        return dataclasses.replace(base or cls(), **PRESET_CHANGES[preset])
+
+
+PRESET_CHANGES: dict[str, dict] = {
+    "default": {},
+    # Training light: key 0.5-0.8, ambient 0.3-0.45, white. Here every range lies below it, tinted.
+    "ood": {"key_light": (0.25, 0.45), "ambient": (0.12, 0.25), "fill_light": (0.05, 0.12),
+            "light_tint_saturation": (0.25, 0.5)},
+    "turning": {"look_around_deg": (25.0, 45.0), "look_around_hz": (0.2, 0.35), "max_yaw_rate_deg": 120.0},
+}
 
 
 @dataclass(frozen=True)
@@ -194,9 +230,16 @@ def build_environment(rng: np.random.Generator, config: MotionConfig) -> Environ
         raise RuntimeError(f"room {size} left no free space for the camera")  # cannot happen with the ranges above
 
     azimuth = rng.uniform(0, 2 * np.pi)
-    lights = (Light((np.cos(azimuth) * 0.4, np.sin(azimuth) * 0.4, -1.0), (1, 1, 1), rng.uniform(0.5, 0.8),
-                    rng.uniform(0.3, 0.45)),
-              Light((-np.cos(azimuth), -np.sin(azimuth), -0.3), (1, 1, 1), rng.uniform(0.15, 0.3), 0.0))
+    key, ambient = rng.uniform(*config.key_light), rng.uniform(*config.ambient)
+    fill = rng.uniform(*config.fill_light)
+    colour = np.ones(3)
+    if config.light_tint_saturation[1] > 0:
+        # No extra draw (the trajectory, drawn next from the same generator, stays the default
+        # preset's): the hue follows the key light's azimuth, the saturation is mid-range.
+        hsv = np.array([[[azimuth / (2 * np.pi) * 180, np.mean(config.light_tint_saturation) * 255, 255]]], np.float32)
+        colour = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0] / 255.0
+    lights = (Light((np.cos(azimuth) * 0.4, np.sin(azimuth) * 0.4, -1.0), tuple(colour), key, ambient),
+              Light((-np.cos(azimuth), -np.sin(azimuth), -0.3), tuple(colour), fill, 0.0))
     return Environment("corridor" if corridor else "room", size, tuple(objects), lights, free_min, free_max)
 
 
@@ -262,7 +305,7 @@ def make_trajectory(rng: np.random.Generator, environment: Environment, config: 
     window = max(1, int(0.4 / max(arc[-1] / len(u), 1e-6)))
     curvature = cv2.dilate(curvature.astype(np.float32)[None], np.ones((1, 2 * window + 1), np.uint8))[0]
 
-    look_amp, look_freq = np.radians(rng.uniform(0, 20)), rng.uniform(0.05, 0.15)
+    look_amp, look_freq = np.radians(rng.uniform(*config.look_around_deg)), rng.uniform(*config.look_around_hz)
     look_phase = rng.uniform(0, 2 * np.pi)
     turn_budget = 0.9 * (yaw_budget - look_amp * 2 * np.pi * look_freq)
     v_mean = rng.uniform(max(v_lo, 0.4), 0.8 * v_hi)
@@ -314,10 +357,8 @@ class MotionTask:
 
     def __init__(self, width: int = 640, height: int = 480, preset: str = "default", backend: str = "auto",
                  config: MotionConfig | None = None):
-        if preset not in ("default", "ood"):
-            raise ValueError(f"preset must be 'default' or 'ood', got {preset!r}")
         self.width, self.height, self.backend, self.preset = int(width), int(height), backend, preset
-        self.config = config or MotionConfig()
+        self.config = MotionConfig.for_preset(preset, config)
         if self.config.sequence_length < 2:
             raise ValueError(f"sequence_length must be >= 2, got {self.config.sequence_length}")
         fx = (self.width / 2) / np.tan(np.radians(self.config.horizontal_fov_deg) / 2)

@@ -26,7 +26,7 @@ TASKS: dict[str, str] = {
     "people": "ros2_pose.sim.people:PeopleTask",
     "motion": "ros2_pose.sim.motion:MotionTask",
 }
-PRESETS = ("default", "ood")
+PRESETS = ("default", "ood", "turning")  # "turning": motion only (sim/motion.py)
 
 
 class TaskUnavailableError(RuntimeError):

@@ -120,3 +120,44 @@ def test_ground_truth_depth_and_pose_reproduce_the_previous_frame(task):
     # ... and far below not warping at all, or warping with the wrong depth
     assert np.mean(errors) < 0.4 * np.mean(identity_errors), (errors, identity_errors)
     assert np.mean(errors) < 0.6 * np.mean(wrong_depth_errors), (errors, wrong_depth_errors)
+
+
+def _rotation_per_frame_deg(config, sequences=6):
+    rates = []
+    for sequence in range(sequences):
+        rng = motion.sequence_rng(frame_rng(5, 0), sequence)
+        traj = motion.make_trajectory(rng, motion.build_environment(rng, config), config)
+        rates.append(rotation_error_deg(traj.rotations[1:], traj.rotations[:-1]))
+    return np.concatenate(rates)
+
+
+def test_turning_preset_makes_rotation_dominate_within_the_yaw_limit():
+    base = motion.MotionConfig(sequence_length=90, texture_size=16)
+    turning = motion.MotionConfig.for_preset("turning", base)
+    assert turning.sequence_length == 90 and turning.max_yaw_rate_deg == 120.0
+    default_rates, turning_rates = _rotation_per_frame_deg(base), _rotation_per_frame_deg(turning)
+    assert np.mean(turning_rates) > 2.5 * np.mean(default_rates)
+    # roll and pitch add a little to the yaw limit
+    assert np.max(turning_rates) * turning.fps < turning.max_yaw_rate_deg + 10
+    with pytest.raises(ValueError, match="motion preset"):
+        motion.MotionConfig.for_preset("fast")
+    with pytest.raises(ValueError, match="yaw rate"):
+        motion.MotionConfig(look_around_deg=(0, 60), look_around_hz=(0.1, 0.5))
+    from ros2_pose.sim.tasks import make_task
+    with pytest.raises(ValueError, match="turning"):
+        make_task("dolly", preset="turning")
+
+
+def test_ood_preset_shows_the_same_rooms_under_dim_tinted_light():
+    rng = lambda: motion.sequence_rng(frame_rng(9, 0), 0)  # noqa: E731
+    default = motion.build_environment(rng(), CONFIG)
+    ood = motion.build_environment(rng(), motion.MotionConfig.for_preset("ood", CONFIG))
+    np.testing.assert_array_equal(default.size, ood.size)
+    assert [o.name for o in default.objects] == [o.name for o in ood.objects]
+    assert ood.lights[0].intensity < 0.5 <= default.lights[0].intensity
+    assert ood.lights[0].ambient < 0.3 <= default.lights[0].ambient
+    assert np.ptp(ood.lights[0].color) > 0.2 and np.ptp(default.lights[0].color) == 0
+    bright = motion.MotionTask(W, H, config=CONFIG).generate(frame_rng(9, 2), 2)
+    dim = motion.MotionTask(W, H, preset="ood", config=CONFIG).generate(frame_rng(9, 2), 2)
+    assert bright.T_world_camera.allclose(dim.T_world_camera)
+    assert dim.rgb.mean() < 0.75 * bright.rgb.mean()

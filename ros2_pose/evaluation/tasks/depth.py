@@ -17,7 +17,11 @@ def add_arguments(parser):
     parser.add_argument("--data", nargs="+", default=None,
                         help="bag(s) with /camera/image_raw, /camera/camera_info, /camera/depth/image and TF "
                              "world -> camera (default: the standard held-out motion set, rendered on first use)")
-    parser.add_argument("--ood", action="store_true", help="use the out-of-distribution held-out motion set")
+    held_out = parser.add_mutually_exclusive_group()
+    held_out.add_argument("--ood", action="store_true",
+                          help="use the out-of-distribution held-out motion set (dim, tinted light)")
+    held_out.add_argument("--turning", action="store_true",
+                          help="use the turning held-out motion set (fast look-around: rotation dominates)")
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime", "tensorrt"])
     parser.add_argument("--min-depth", type=float, default=0.1, help="ground truth below this is not scored (m)")
     parser.add_argument("--max-depth", type=float, default=20.0, help="ground truth above this is not scored (m)")
@@ -66,7 +70,7 @@ def run(args) -> int:
     from ros2_pose.evaluation.heldout import heldout_bag
     from ros2_pose.pipelines.depth_egomotion import DepthEgoMotionPipeline, read_motion_sidecar
 
-    bags = args.data or [heldout_bag("motion_ood" if args.ood else "motion")]
+    bags = args.data or [heldout_bag("motion_ood" if args.ood else "motion_turning" if args.turning else "motion")]
     depth_folder, pose_folder = model_folders(args.model, args.pose_model)
     depth = create_runner(depth_folder, backend=args.backend, intra_op_threads=1)
     pose = create_runner(pose_folder, backend=args.backend, intra_op_threads=1)
