@@ -36,7 +36,7 @@ from scipy.interpolate import BSpline
 from ros2_pose.geometry.camera import CameraModel
 from ros2_pose.geometry.transforms import RigidTransform
 from ros2_pose.sim.mesh import box
-from ros2_pose.sim.randomization import random_color
+from ros2_pose.sim.randomization import hsv_color, random_color
 from ros2_pose.sim.scene import Light, Material, Scene, SceneObject, segment_id
 from ros2_pose.sim.tasks import SimFrame
 
@@ -236,8 +236,7 @@ def build_environment(rng: np.random.Generator, config: MotionConfig) -> Environ
     if config.light_tint_saturation[1] > 0:
         # No extra draw (the trajectory, drawn next from the same generator, stays the default
         # preset's): the hue follows the key light's azimuth, the saturation is mid-range.
-        hsv = np.array([[[azimuth / (2 * np.pi) * 180, np.mean(config.light_tint_saturation) * 255, 255]]], np.float32)
-        colour = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0] / 255.0
+        colour = hsv_color(azimuth / (2 * np.pi) * 180, float(np.mean(config.light_tint_saturation)), 1.0)
     lights = (Light((np.cos(azimuth) * 0.4, np.sin(azimuth) * 0.4, -1.0), tuple(colour), key, ambient),
               Light((-np.cos(azimuth), -np.sin(azimuth), -0.3), tuple(colour), fill, 0.0))
     return Environment("corridor" if corridor else "room", size, tuple(objects), lights, free_min, free_max)

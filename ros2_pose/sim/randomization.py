@@ -92,11 +92,17 @@ def _uniform(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r[0], r[1]))
 
 
+def hsv_color(hue: float, saturation: float, value: float) -> np.ndarray:
+    """An RGB colour in [0,1]; `hue` in OpenCV's units (0-180), saturation and value in [0,1]."""
+    hsv = np.array([[[hue, saturation * 255, value * 255]]], dtype=np.float32)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
+
+
 def random_color(rng: np.random.Generator, value: Range, saturation: Range) -> np.ndarray:
     """An RGB colour in [0,1] from a random hue with value/saturation from the ranges."""
-    hsv = np.array([[[rng.uniform(0, 180), _uniform(rng, saturation) * 255, _uniform(rng, value) * 255]]],
-                   dtype=np.float32)
-    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
+    hue = rng.uniform(0, 180)
+    saturation_drawn = _uniform(rng, saturation)
+    return hsv_color(hue, saturation_drawn, _uniform(rng, value))
 
 
 def random_lights(rng: np.random.Generator, dr: DomainRandomization) -> list[Light]:
