@@ -52,6 +52,9 @@ class Segment:
 class DepthEgoMotionEvaluation:
     depth_scores: list[dict[str, float]] = field(default_factory=list)
     baseline_depth_scores: list[dict[str, float]] = field(default_factory=list)  # constant depth
+    # without per-image median scaling: what a metric network (trained on metric ground truth)
+    # publishes; in network units, and meaningless, for a self-supervised one
+    unscaled_depth_scores: list[dict[str, float]] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     frames: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -65,16 +68,22 @@ class DepthEgoMotionEvaluation:
             out[name] = float(np.mean([s[name] for s in self.depth_scores]))
         ratios = [s["scale_median"] for s in self.depth_scores]
         out["depth_scale_median"], out["depth_scale_std"] = float(np.median(ratios)), float(np.std(ratios))
+        for name in ("abs_rel", "rmse", "a1"):
+            if self.unscaled_depth_scores:
+                out[f"{name}_unscaled"] = float(np.mean([s[name] for s in self.unscaled_depth_scores]))
         for name in ("abs_rel", "rmse_log", "a1"):
             if self.baseline_depth_scores:
                 out[f"baseline_constant_depth_{name}"] = float(np.mean([s[name] for s in self.baseline_depth_scores]))
-        snippets, still_snippets, straight_snippets, gt_motions, pred_motions = [], [], [], [], []
+        snippets, unscaled_snippets, still_snippets, straight_snippets = [], [], [], []
+        gt_motions, pred_motions = [], []
         still = np.tile(np.eye(4), (SNIPPET_LENGTH, 1, 1))
         straight = _straight_ahead(SNIPPET_LENGTH)
         for segment in self.segments:
             gt, pred = np.array(segment.gt), np.array(segment.pred)
             for start in range(len(gt) - SNIPPET_LENGTH + 1):
                 snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], pred[start:start + SNIPPET_LENGTH]))
+                unscaled_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH],
+                                                     pred[start:start + SNIPPET_LENGTH], scaled=False))
                 still_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], still))
                 straight_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], straight))
             if len(gt) >= 2:
@@ -84,6 +93,7 @@ class DepthEgoMotionEvaluation:
         out["ate_snippets"] = len(snippets)
         out["ate_mean"] = float(np.mean(snippets)) if snippets else float("nan")
         out["ate_std"] = float(np.std(snippets)) if snippets else float("nan")
+        out["ate_mean_unscaled"] = float(np.mean(unscaled_snippets)) if unscaled_snippets else float("nan")
         out["baseline_zero_motion_ate_mean"] = float(np.mean(still_snippets)) if still_snippets else float("nan")
         out["baseline_straight_ate_mean"] = float(np.mean(straight_snippets)) if straight_snippets else float("nan")
         if gt_motions:
@@ -144,6 +154,8 @@ def evaluate_bags(bags: Sequence[str | Path], pipeline, min_depth: float = 0.1, 
         if result.depth is not None and frame.depth is not None:
             try:
                 evaluation.depth_scores.append(evaluate_depth(result.depth, frame.depth, min_depth, max_depth))
+                evaluation.unscaled_depth_scores.append(
+                    evaluate_depth(result.depth, frame.depth, min_depth, max_depth, median_scaling=False))
                 evaluation.baseline_depth_scores.append(
                     evaluate_depth(np.ones(frame.depth.shape), frame.depth, min_depth, max_depth))
             except MetricInputError:  # no ground-truth pixel inside the caps in this image

@@ -125,15 +125,16 @@ def chain_relative_motions(motions) -> np.ndarray:
     return np.stack(poses)
 
 
-def snippet_ate(gt_poses, pred_poses) -> float:
+def snippet_ate(gt_poses, pred_poses, scaled: bool = True) -> float:
     """ATE of one snippet: positions in the snippet's first camera, prediction scaled by least
-    squares, RMSE of the position differences (metres of the ground truth)."""
+    squares (`scaled`; False scores a metric prediction as it is), RMSE of the position
+    differences (metres of the ground truth)."""
     gt, pred = _check_poses(gt_poses, "gt_poses"), _check_poses(pred_poses, "pred_poses")
     if gt.shape != pred.shape or len(gt) < 2:
         raise MetricInputError(f"a snippet needs >= 2 matching poses, got {gt.shape} and {pred.shape}")
     gt_positions = (_invert(gt[:1]) @ gt)[:, :3, 3]
     pred_positions = (_invert(pred[:1]) @ pred)[:, :3, 3]
-    scale = least_squares_scale(gt_positions, pred_positions)
+    scale = least_squares_scale(gt_positions, pred_positions) if scaled else 1.0
     return float(np.sqrt(np.mean(np.sum((gt_positions - scale * pred_positions) ** 2, axis=1))))
 
 

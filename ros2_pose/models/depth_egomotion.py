@@ -11,7 +11,9 @@
   encoder, frozen, feeds a small trainable pose head.
 
 Outputs are scaled by ``POSE_SCALE`` (0.01) so an untrained head predicts near-zero motion and the
-warp starts from identity. Inputs are RGB in [0, 1], N x 3 x H x W; H and W must be multiples of
+warp starts from identity. Every convolution is He-initialised (``_initialize``): these networks have
+no normalisation layers, and with PyTorch's default initialisation an untrained PoseNet's output
+did not depend on its input. Inputs are RGB in [0, 1], N x 3 x H x W; H and W must be multiples of
 2^len(channels). Forward methods take tensors only and return dicts of tensors, so the models export
 to ONNX through ``ros2_pose.deploy.export``.
 """
@@ -35,6 +37,25 @@ def disparity_to_depth(disparity: torch.Tensor, min_depth: float, max_depth: flo
         raise ValueError(f"need 0 < min_depth < max_depth, got min_depth={min_depth}, max_depth={max_depth}")
     min_disparity, max_disparity = 1.0 / max_depth, 1.0 / min_depth
     return 1.0 / (min_disparity + (max_disparity - min_disparity) * disparity)
+
+
+def _initialize(module: nn.Module, outputs: Sequence[nn.Conv2d]) -> None:
+    """He (Kaiming) initialisation of every convolution of `module`, small weights for `outputs`.
+
+    PyTorch's default (uniform, a=sqrt(5): a third of the He variance) shrinks the signal at each
+    ELU layer of these normalisation-free networks: through the 14 layers of an untrained PoseNet
+    the activations fell ~40x and its output varied by 2e-6 between inputs against a mean of 4e-4.
+    The shipped pair of the fourth session was trained from that state and never learned to follow
+    the images (its predicted motion barely varied; docs/RESULTS.md). Output layers stay small so
+    an untrained network predicts near-zero motion and mid-range disparity.
+    """
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")  # ELU is ReLU-like for the gain
+            nn.init.zeros_(conv.bias)
+    for conv in outputs:
+        nn.init.normal_(conv.weight, std=1e-3)
+        nn.init.zeros_(conv.bias)
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
@@ -104,6 +125,7 @@ class DepthNet(nn.Module):
             self.merge_convs.append(_conv(dec[i] + skip, dec[i]))
         self.heads = nn.ModuleList(nn.Conv2d(dec[s], 1, 3, padding=1, padding_mode="reflect")
                                    for s in range(self.num_scales))
+        _initialize(self, outputs=self.heads)
 
     def disparities(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Sigmoid disparities, finest first: scale s is N x 1 x H/2^s x W/2^s."""
@@ -166,6 +188,7 @@ class PoseNet(nn.Module):
         self.encoder = ConvEncoder(3 * frames if fusion == "early" else 3, channels)
         deepest = self.encoder.channels[-1]
         self.head = _PoseHead(deepest * (1 if fusion == "early" else frames), head_width, self.num_sources)
+        _initialize(self, outputs=[self.head.out])
 
     def forward(self, target: torch.Tensor, sources: torch.Tensor) -> dict[str, torch.Tensor]:
         _check_frames(target, sources, self.num_sources)
@@ -195,6 +218,7 @@ class PoseFromDepthFeatures(nn.Module):
         self.num_sources = int(num_sources)
         self.depth_encoder = ConvEncoder(3, channels)
         self.head = _PoseHead(self.depth_encoder.channels[-1] * (self.num_sources + 1), head_width, self.num_sources)
+        _initialize(self.head, outputs=[self.head.out])
         self.freeze_encoder()
 
     @classmethod

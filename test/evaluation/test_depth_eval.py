@@ -34,6 +34,9 @@ def test_scale_only_errors_vanish_after_alignment():
     assert metrics["rpe_translation_rmse"] == pytest.approx(0, abs=1e-9)
     assert metrics["rpe_scale"] == pytest.approx(2.0)
     assert metrics["rpe_translation_rmse_unscaled"] == pytest.approx(0.5 * np.linalg.norm(STEP[:3, 3]))
+    # unscaled, the half-size trajectory is scored as published (a metric network's numbers)
+    first = np.array(gt[:5])[:, :3, 3]
+    assert metrics["ate_mean_unscaled"] == pytest.approx(0.5 * np.sqrt(np.mean(np.sum(first ** 2, axis=1))), rel=1e-6)
     assert metrics["abs_rel"] == 0.1 and metrics["depth_scale_median"] == 2.0
 
 

@@ -68,6 +68,10 @@ def test_ate_of_a_scaled_trajectory_is_zero_after_alignment():
     gt_line = np.stack([np.eye(4)] * 5)
     gt_line[:, 0, 3] = np.arange(5)
     assert dm.snippet_ate(gt_line, np.stack([np.eye(4)] * 5)) == pytest.approx(np.sqrt(np.mean(np.arange(5) ** 2)))
+    # a metric prediction of half the motion: aligned it is perfect, unscaled it misses half of every step
+    half = _scaled(gt_line, 0.5)
+    assert dm.snippet_ate(gt_line, half) == pytest.approx(0.0, abs=1e-9)
+    assert dm.snippet_ate(gt_line, half, scaled=False) == pytest.approx(0.5 * np.sqrt(np.mean(np.arange(5) ** 2)))
     # least squares picks the best scale: half the motion in the prediction, then aligned
     noisy = gt_line.copy()
     noisy[:, 1, 3] = [0, 0.1, -0.1, 0.1, -0.1]

@@ -53,6 +53,24 @@ def test_pose_net_gives_small_6dof_per_source_and_depends_on_the_frames(fusion):
         PoseNet(fusion="middle")
 
 
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_untrained_networks_follow_their_input(fusion):
+    """He initialisation (models.depth_egomotion._initialize): at the shipped size (5 stages,
+    96x128) an untrained network's output must vary with the images about as much as its own
+    size. PyTorch's default initialisation gave a PoseNet whose output varied by 2e-6 between
+    inputs against a mean of 4e-4 (ratio 0.004); the pair trained from it never learned motion."""
+    torch.manual_seed(0)
+    channels = [8, 16, 32, 64, 128]
+    target, sources = torch.rand(8, 3, 96, 128), torch.rand(8, 2, 3, 96, 128)
+    with torch.no_grad():
+        pose = PoseNet(2, fusion=fusion, channels=channels, head_width=64)(target, sources)["pose"]
+        disparity = DepthNet(channels, num_scales=1).disparities(target)[0]
+    assert pose.abs().max() < POSE_SCALE  # still near-zero motion before training
+    assert (pose.std(0) / pose.abs().mean(0)).mean() > 0.2
+    # disparity starts mid-range (sigmoid ~0.5) and differs between images
+    assert 0.4 < disparity.mean() < 0.6 and disparity.std(0).mean() > 1e-4
+
+
 def test_late_fusion_shares_one_encoder_across_frames():
     early, late = PoseNet(1, "early", TINY), PoseNet(1, "late", TINY)
     assert early.encoder.stages[0][0][0].in_channels == 6

@@ -49,6 +49,12 @@ def format_table(metrics: dict) -> str:
             ("RPE translation (m)", "rpe_translation_rmse", "{:.4f}"),
             ("RPE rotation (deg)", "rpe_rotation_deg_rmse", "{:.3f}"),
             ("Median inference (ms)", "median_inference_ms", "{:.1f}"),
+            # as published, without median / least-squares scaling: metric for networks trained on
+            # metric ground truth (the pose model's motion.yaml says metric: true), else network units
+            ("abs-rel, unscaled", "abs_rel_unscaled", "{:.3f}"), ("RMSE, unscaled (m)", "rmse_unscaled", "{:.3f}"),
+            ("delta < 1.25, unscaled", "a1_unscaled", "{:.3f}"),
+            ("ATE 5-frame, unscaled (m)", "ate_mean_unscaled", "{:.4f}"),
+            ("RPE translation, unscaled (m)", "rpe_translation_rmse_unscaled", "{:.4f}"),
             # what no learning gives on the same frames (ros2_pose.evaluation.depth)
             ("abs-rel, constant-depth baseline", "baseline_constant_depth_abs_rel", "{:.3f}"),
             ("delta < 1.25, constant-depth baseline", "baseline_constant_depth_a1", "{:.3f}"),
