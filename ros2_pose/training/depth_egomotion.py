@@ -39,7 +39,7 @@ POSE_SUPERVISION = ("photometric", "ground_truth")
 MONITOR, MONITOR_MODE = "val_photometric_loss", "min"
 
 DEFAULTS: dict[str, Any] = {
-    "data": None,
+    "data": None,                        # motion dataset folder, or a list of them trained on together
     "seed": 0,
     "epochs": 20,
     "batch_size": 8,

@@ -116,3 +116,24 @@ def test_a_dataset_without_ground_truth_trains_self_supervised(dataset, tmp_path
     assert labelled["depth"] is True and labelled["ground_truth_pose"] is True
     assert main(["dataset", "build", "drone", "--bags", str(bag), "--out", str(tmp_path / "d"), "--gt-source", "none"]) != 0
     assert "needs the drones' ground-truth poses" in capsys.readouterr().err
+
+
+def test_several_datasets_train_together_when_they_match(dataset, tmp_path):
+    bag = dataset.parent / "bag"
+    build = ["dataset", "build", "motion", "--bags", str(bag), "--frames-per-sample", "3", "--split", "1,0,0",
+             "--split-guard", "0"]
+    assert main(build + ["--out", str(tmp_path / "near"), "--image-size", "32", "16", "--distances", "1"]) == 0
+    first, first_info = task.load_motion_split(dataset, "train", task.defaults())
+    second, _ = task.load_motion_split(tmp_path / "near", "train", task.defaults())
+    both, info = task.load_motion_splits([str(dataset), str(tmp_path / "near")], "train", task.defaults())
+    assert len(both["frames"]) == len(first["frames"]) + len(second["frames"]) and info["distances"] == [1, 2]
+    np.testing.assert_array_equal(both["depths"][len(first["frames"]):], second["depths"])
+    np.testing.assert_array_equal(both["relative_poses"][:len(first["frames"])], first["relative_poses"])
+    # another image size, or a dataset without the other's ground truth, cannot be stacked with it
+    assert main(build + ["--out", str(tmp_path / "big"), "--image-size", "64", "32", "--distances", "1"]) == 0
+    with pytest.raises(task.MotionDataError, match="one --image-size"):
+        task.load_motion_splits([str(dataset), str(tmp_path / "big")], "train", task.defaults())
+    assert main(build + ["--out", str(tmp_path / "bare"), "--image-size", "32", "16", "--distances", "1",
+                         "--gt-source", "none", "--topic", "depth=/camera/not_recorded"]) == 0
+    with pytest.raises(task.MotionDataError, match="same ground truth"):
+        task.load_motion_splits([str(dataset), str(tmp_path / "bare")], "train", task.defaults())

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from ros2_pose.data.dataset import DatasetError
-from ros2_pose.training.tasks._common import add_training_arguments
+from ros2_pose.training.tasks._common import add_training_arguments, dataset_folders
 
 EXTRA_DEFAULTS: dict[str, Any] = {"distances": None, "max_step_m": 0.5, "init_from": None}
 FIELDS = ["frames", "K", "depths", "relative_poses", "distance"]
@@ -41,7 +41,7 @@ def defaults() -> dict[str, Any]:
 
 
 def add_arguments(parser):
-    add_training_arguments(parser, default_config="config/train/depth_early.yaml")
+    add_training_arguments(parser, default_config="config/train/depth_early.yaml", several_datasets=True)
     parser.add_argument("--mode", default=None, choices=["self_supervised", "supervised", "pose_from_depth_features"],
                         help="override the config's mode")
     parser.add_argument("--fusion", default=None, choices=["early", "late"], help="override pose_model.fusion")
@@ -100,6 +100,29 @@ def load_motion_split(folder, split: str, config: dict[str, Any]) -> tuple[dict[
     if has_pose:
         arrays["relative_poses"] = np.asarray(dataset.arrays["relative_poses"][rows], np.float32)
     distances = sorted(set(np.asarray(dataset.arrays["distance"][rows]).tolist()))
+    return arrays, {"dropped": dropped, "distances": distances}
+
+
+def load_motion_splits(folders: list[str], split: str, config: dict[str, Any]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """load_motion_split over several motion datasets (e.g. the default paths and the turning
+    preset's), concatenated in the given order; their frames must have one shape and the same
+    ground-truth fields."""
+    parts = [(folder, *load_motion_split(folder, split, config)) for folder in folders]
+    if len(parts) == 1:
+        return parts[0][1], parts[0][2]
+    first_folder, first, _ = parts[0]
+    for folder, arrays, _ in parts[1:]:
+        if sorted(arrays) != sorted(first):
+            raise MotionDataError(f"{folder} holds {sorted(arrays)} but {first_folder} {sorted(first)}: "
+                                  "datasets trained on together need the same ground truth")
+        if arrays["frames"].shape[1:] != first["frames"].shape[1:]:
+            raise MotionDataError(f"{folder}'s samples are {arrays['frames'].shape[1:]} (frames x H x W x 3) but "
+                                  f"{first_folder}'s {first['frames'].shape[1:]}: build them with one --image-size "
+                                  "and --frames-per-sample")
+    arrays = {name: np.concatenate([a[name] for _, a, _ in parts]) for name in first}
+    dropped = {reason: sum(info["dropped"][reason] for _, _, info in parts) for reason in parts[0][2]["dropped"]}
+    distances = sorted(set().union(*(info["distances"] for _, _, info in parts)))
     return arrays, {"dropped": dropped, "distances": distances}
 
 
@@ -192,8 +215,7 @@ def run(args) -> int:
             config[key] = value
     if args.fusion is not None:
         config["pose_model"] = {**config["pose_model"], "fusion": args.fusion}
-    if not config["data"]:
-        raise SystemExit("no dataset: pass --data DIR or set `data` in the config")
+    folders = dataset_folders(config["data"])
     init_networks = initial_networks(config, config_path.parent)
     depth_state = None
     if config["mode"] == "pose_from_depth_features":
@@ -207,12 +229,12 @@ def run(args) -> int:
     seed_everything(int(config["seed"]))
     run = TrainingRun(Path(args.out), config, monitor=de.MONITOR, mode=de.MONITOR_MODE)
     resume_state = run.start(resume=args.resume)
-    train, train_info = load_motion_split(config["data"], "train", config)
+    train, train_info = load_motion_splits(folders, "train", config)
     n, frames_per_sample, height, width = train["frames"].shape[:4]
     if "pose" in init_networks and init_networks["pose"].num_sources != frames_per_sample - 1:
         raise ConfigError(f"init_from pose: {config['init_from']['pose']} takes {init_networks['pose'].num_sources} "
                           f"source frame(s), but the dataset's samples have {frames_per_sample - 1}")
-    val, val_info = load_motion_split(config["data"], "val", config)
+    val, val_info = load_motion_splits(folders, "val", config)
     print(f"training ({config['mode']}, {config['pose_model']['fusion']} fusion) on {n} samples of "
           f"{frames_per_sample} frames {width}x{height} at distances {train_info['distances']}, validating on "
           f"{len(val['frames'])}; dropped train {train_info['dropped']}, val {val_info['dropped']}; run folder {run.folder}")
