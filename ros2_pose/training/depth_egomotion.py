@@ -250,6 +250,36 @@ def required_fields(config: dict[str, Any]) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------------------- evaluation
+#: Below this depth_variation the depth network answers every image with one map: collapsed.
+#: Measured on 64 training images: the collapsed self-supervised run 5e-8, an untrained network
+#: 2e-3, the shipped one 0.13.
+COLLAPSED_DEPTH_VARIATION = 1e-5
+
+
+def depth_variation(depths: np.ndarray) -> float:
+    """How much a network's depth maps (N x H x W) differ between images: the standard deviation of
+    log depth across the images, averaged over pixels. 0 for a network that returns one map
+    whatever it sees - the flat-depth collapse the photometric loss allows at small baselines
+    (docs/RESULTS.md: a self-supervised run did this in its first epoch, silently)."""
+    if len(depths) < 2:
+        return float("nan")
+    return float(np.log(np.maximum(depths, 1e-6)).std(axis=0).mean())
+
+
+def describe_validation(row: dict[str, float]) -> str:
+    """One log line for a validation row of `evaluate` (val_ prefixed), with a warning when the
+    depth network has collapsed."""
+    text = f"val photometric {row['val_photometric_loss']:.4f}"
+    if "val_abs_rel" in row:
+        text += f"  abs-rel {row['val_abs_rel']:.3f}"
+    if "val_rpe_rotation_deg_rmse" in row:
+        text += f"  RPE {row['val_rpe_translation_rmse'] * 100:.1f} cm / {row['val_rpe_rotation_deg_rmse']:.2f} deg"
+    if row.get("val_depth_variation", 1.0) < COLLAPSED_DEPTH_VARIATION:
+        text += (f"  WARNING: depth collapsed (the same map for every validation image, variation "
+                 f"{row['val_depth_variation']:.1e}); this run will not learn depth")
+    return text
+
+
 def evaluate(model: DepthEgoMotionModel, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> dict[str, float]:
     """Validation numbers: the photometric loss of the predictions (self-supervised loss), depth
     metrics with median scaling (when the arrays hold depth) and RPE of the predicted motion (when
@@ -271,7 +301,8 @@ def evaluate(model: DepthEgoMotionModel, arrays: dict[str, np.ndarray], config: 
             weights.append(len(batch["target"]))
             depths.append(disparity_to_depth(out["disparities"][0], depth_cfg["min_depth"], depth_cfg["max_depth"])[:, 0])
             poses.append(_poses(out["pose"]))
-    metrics = {"photometric_loss": float(np.average(losses, weights=weights))}
+    metrics = {"photometric_loss": float(np.average(losses, weights=weights)),
+               "depth_variation": depth_variation(torch.cat(depths).numpy())}
     if "depths" in arrays:
         gt = np.asarray(arrays["depths"][:, batcher.target], np.float64)
         scores = evaluate_depth(torch.cat(depths).numpy(), gt, eval_cfg["min_depth"], eval_cfg["max_depth"])
@@ -317,12 +348,4 @@ def train_depth_egomotion(train_arrays: dict[str, np.ndarray], val_arrays: dict[
     def validate():
         return evaluate(model, val_arrays, config)
 
-    def describe(row):
-        text = f"val photometric {row['val_photometric_loss']:.4f}"
-        if "val_abs_rel" in row:
-            text += f"  abs-rel {row['val_abs_rel']:.3f}"
-        if "val_rpe_rotation_deg_rmse" in row:
-            text += f"  RPE {row['val_rpe_translation_rmse'] * 100:.1f} cm / {row['val_rpe_rotation_deg_rmse']:.2f} deg"
-        return text
-
-    return fit(model, n_train, step, validate, config, run, resume_state, describe, progress)
+    return fit(model, n_train, step, validate, config, run, resume_state, describe_validation, progress)

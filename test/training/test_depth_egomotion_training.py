@@ -100,6 +100,26 @@ def test_supervised_mode_fits_depth_and_pose(arrays, tmp_path):
         de.train_depth_egomotion(missing, val, config, TrainingRun(tmp_path / "x", config, monitor=de.MONITOR))
 
 
+def test_a_collapsed_depth_network_is_reported(arrays):
+    """A depth network that answers every image with one map (the flat-depth collapse) shows as
+    depth_variation 0 in validation and a warning in the epoch's log line; a working one does not."""
+    _, val = arrays
+    torch.manual_seed(3)
+    config = _config()
+    model = de.build_model(config, 2)
+    healthy = de.evaluate(model, val, config)
+    assert healthy["depth_variation"] > 10 * de.COLLAPSED_DEPTH_VARIATION
+    with torch.no_grad():
+        for head in model.depth.heads:  # the head ignores its features: one disparity everywhere
+            head.weight.zero_()
+            head.bias.fill_(-2.0)
+    collapsed = de.evaluate(model, val, config)
+    assert collapsed["depth_variation"] < de.COLLAPSED_DEPTH_VARIATION
+    line = de.describe_validation({f"val_{k}": v for k, v in collapsed.items()})
+    assert "WARNING: depth collapsed" in line and "abs-rel" in line
+    assert "WARNING" not in de.describe_validation({f"val_{k}": v for k, v in healthy.items()})
+
+
 def test_supervised_pose_loss_is_l1_in_radians_and_metres():
     from ros2_pose.geometry.warping import se3_from_6dof
 
