@@ -81,11 +81,11 @@ class DepthEgoMotionEvaluation:
         for segment in self.segments:
             gt, pred = np.array(segment.gt), np.array(segment.pred)
             for start in range(len(gt) - SNIPPET_LENGTH + 1):
-                snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], pred[start:start + SNIPPET_LENGTH]))
-                unscaled_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH],
-                                                     pred[start:start + SNIPPET_LENGTH], scaled=False))
-                still_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], still))
-                straight_snippets.append(snippet_ate(gt[start:start + SNIPPET_LENGTH], straight))
+                gt_snippet, pred_snippet = gt[start:start + SNIPPET_LENGTH], pred[start:start + SNIPPET_LENGTH]
+                snippets.append(snippet_ate(gt_snippet, pred_snippet))
+                unscaled_snippets.append(snippet_ate(gt_snippet, pred_snippet, scaled=False))
+                still_snippets.append(snippet_ate(gt_snippet, still))
+                straight_snippets.append(snippet_ate(gt_snippet, straight))
             if len(gt) >= 2:
                 gt_motions.append(np.linalg.inv(gt[:-1]) @ gt[1:])
                 pred_motions.append(np.linalg.inv(pred[:-1]) @ pred[1:])

@@ -301,11 +301,12 @@ def evaluate(model: DepthEgoMotionModel, arrays: dict[str, np.ndarray], config: 
             weights.append(len(batch["target"]))
             depths.append(disparity_to_depth(out["disparities"][0], depth_cfg["min_depth"], depth_cfg["max_depth"])[:, 0])
             poses.append(_poses(out["pose"]))
+    predicted_depths = torch.cat(depths).numpy()
     metrics = {"photometric_loss": float(np.average(losses, weights=weights)),
-               "depth_variation": depth_variation(torch.cat(depths).numpy())}
+               "depth_variation": depth_variation(predicted_depths)}
     if "depths" in arrays:
         gt = np.asarray(arrays["depths"][:, batcher.target], np.float64)
-        scores = evaluate_depth(torch.cat(depths).numpy(), gt, eval_cfg["min_depth"], eval_cfg["max_depth"])
+        scores = evaluate_depth(predicted_depths, gt, eval_cfg["min_depth"], eval_cfg["max_depth"])
         metrics.update({k: scores[k] for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1")})
     if "relative_poses" in arrays:
         pred = torch.cat(poses).numpy().reshape(-1, 4, 4)
