@@ -24,6 +24,9 @@ def register(parser):
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     parser.add_argument("--no-dense", action="store_true",
                         help="leave out depth and segmentation (a bag to replay and evaluate poses on)")
+    parser.add_argument("--sequence-length", type=int, default=None,
+                        help="motion only: frames per room and trajectory (default 60); shorter sequences give "
+                             "more rooms for the same number of frames")
     parser.add_argument("--compress", action="store_true",
                         help="zstd-compress every message (rosbag2 message compression): smaller bags")
     parser.set_defaults(func=run)
@@ -37,7 +40,12 @@ def run(args) -> int:
     if args.frames < 1 or args.workers < 1 or args.width < 16 or args.height < 16:
         print("error: need --frames >= 1, --workers >= 1 and an image of at least 16x16", file=sys.stderr)
         return 2
+    if args.sequence_length is not None and (args.task != "motion" or args.sequence_length < 2):
+        print("error: --sequence-length is a motion option and needs at least 2 frames", file=sys.stderr)
+        return 2
     options = dict(width=args.width, height=args.height, preset=args.preset, backend=args.backend)
+    if args.sequence_length is not None:
+        options["sequence_length"] = args.sequence_length
     try:
         render_bag(args.task, args.frames, args.out, seed=args.seed, workers=args.workers, storage=args.storage,
                    fps=args.fps, overwrite=args.overwrite, compress=args.compress,

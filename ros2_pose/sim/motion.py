@@ -355,9 +355,11 @@ class MotionTask:
     name = "motion"
 
     def __init__(self, width: int = 640, height: int = 480, preset: str = "default", backend: str = "auto",
-                 config: MotionConfig | None = None):
+                 config: MotionConfig | None = None, sequence_length: int | None = None):
         self.width, self.height, self.backend, self.preset = int(width), int(height), backend, preset
         self.config = MotionConfig.for_preset(preset, config)
+        if sequence_length is not None:
+            self.config = dataclasses.replace(self.config, sequence_length=int(sequence_length))
         if self.config.sequence_length < 2:
             raise ValueError(f"sequence_length must be >= 2, got {self.config.sequence_length}")
         fx = (self.width / 2) / np.tan(np.radians(self.config.horizontal_fov_deg) / 2)

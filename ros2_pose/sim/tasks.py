@@ -99,10 +99,17 @@ def task_class(name: str):
 
 
 def make_task(name: str, width: int = 640, height: int = 480, preset: str = "default",
-              backend: str = "auto") -> SimTask:
+              backend: str = "auto", sequence_length: int | None = None) -> SimTask:
+    """Task `name`'s renderer; `sequence_length` (motion only): frames per room and trajectory
+    (default MotionConfig's)."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-    return task_class(name)(width=width, height=height, preset=preset, backend=backend)
+    if sequence_length is None:
+        return task_class(name)(width=width, height=height, preset=preset, backend=backend)
+    if name != "motion":
+        raise ValueError(f"sequence_length is a motion option; sim task {name!r} has no sequences")
+    return task_class(name)(width=width, height=height, preset=preset, backend=backend,
+                            sequence_length=int(sequence_length))
 
 
 def frame_rng(seed: int, index: int) -> np.random.Generator:

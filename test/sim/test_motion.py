@@ -161,3 +161,14 @@ def test_ood_preset_shows_the_same_rooms_under_dim_tinted_light():
     dim = motion.MotionTask(W, H, preset="ood", config=CONFIG).generate(frame_rng(9, 2), 2)
     assert bright.T_world_camera.allclose(dim.T_world_camera)
     assert dim.rgb.mean() < 0.75 * bright.rgb.mean()
+
+
+def test_sequence_length_option_reaches_the_task_in_every_worker():
+    from ros2_pose.sim.tasks import iter_frames, make_task
+
+    for workers in (1, 2):
+        frames = list(iter_frames("motion", 5, seed=3, workers=workers, width=48, height=36, sequence_length=2))
+        assert [frame.extra["sequence"] for _, frame in frames] == [0, 0, 1, 1, 2]
+    assert make_task("motion", 48, 36).config.sequence_length == motion.MotionConfig().sequence_length
+    with pytest.raises(ValueError, match="motion option"):
+        make_task("drone", 48, 36, sequence_length=2)

@@ -90,3 +90,10 @@ def test_bench_sim_prints_every_column_for_each_worker_count(capsys):
     for row in rows:
         numbers = [float(x) for x in row.replace("│", " ").split() if x.replace(".", "").isdigit()]
         assert len(numbers) == 6 and all(x > 0 for x in numbers[1:]), row
+
+
+def test_sequence_length_is_refused_outside_motion(tmp_path, capsys):
+    assert main(["sim", "drone", "--frames", "1", "--out", str(tmp_path / "d"), "--sequence-length", "5"]) == 2
+    assert "motion option" in capsys.readouterr().err
+    assert main(["sim", "motion", "--frames", "1", "--out", str(tmp_path / "m"), "--sequence-length", "1"]) == 2
+    assert not (tmp_path / "d").exists() and not (tmp_path / "m").exists()
