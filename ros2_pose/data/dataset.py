@@ -305,6 +305,50 @@ def read_splits(folder: str | Path, count: int) -> dict[str, np.ndarray]:
     return splits
 
 
+class SharedRows:
+    """Rows of a shared field seen through an index, gathered only when read: `view[key]` is
+    `source[index[key]]` (key: an int, slice or index array over the samples, optionally with a
+    second key over the index's own axes, e.g. `view[:, 1]`). A motion split's frames this way
+    take the memory of the frames themselves, not of every window that repeats them (a sample of
+    3 frames at 3 distances holds each frame about 9 times). numpy's array protocol materialises it."""
+
+    def __init__(self, source: np.ndarray, index: np.ndarray):
+        index = np.asarray(index, np.int64)
+        if index.size and (index.min() < 0 or index.max() >= len(source)):
+            raise DatasetError(f"shared-row index outside 0..{len(source) - 1}")
+        self.source, self.index = source, index
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.index.shape, *self.source.shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.source.dtype
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows = self.index[key]
+        return np.asarray(self.source[rows.ravel()]).reshape(*rows.shape, *self.source.shape[1:])
+
+    def __array__(self, dtype=None, copy=None):
+        array = self[...]
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    @classmethod
+    def concatenate(cls, views: Sequence["SharedRows"]) -> "SharedRows":
+        """One view over several (their sources stacked, indices shifted to match)."""
+        offsets = np.cumsum([0] + [len(v.source) for v in views[:-1]])
+        return cls(np.concatenate([np.asarray(v.source) for v in views]),
+                   np.concatenate([v.index + offset for v, offset in zip(views, offsets)]))
+
+
 class ArrayDataset:
     """A torch-compatible Dataset over a dataset folder's split (`"train"`, `"val"`, `"test"` or
     `"all"`), reading memory-mapped `.npy` files. Items are dicts name -> numpy array (torch's

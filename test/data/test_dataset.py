@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from ros2_pose.data.dataset import ArrayDataset, DatasetError, DatasetWriter, FieldSpec, make_splits
+from ros2_pose.data.dataset import ArrayDataset, DatasetError, DatasetWriter, FieldSpec, SharedRows, make_splits
 
 
 def write(folder, n=10):
@@ -69,3 +69,20 @@ def test_damaged_folders_give_clear_errors(tmp_path):
     (tmp_path / "ds" / "manifest.json").unlink()
     with pytest.raises(DatasetError, match="did not finish"):
         ArrayDataset(tmp_path / "ds", "all")
+
+
+def test_shared_rows_gather_like_fancy_indexing_and_concatenate():
+    source = np.arange(5 * 2 * 3).reshape(5, 2, 3)
+    index = np.array([[0, 1, 2], [2, 3, 4], [4, 0, 0]])
+    view = SharedRows(source, index)
+    expected = source[index]
+    assert view.shape == expected.shape and view.ndim == 4 and len(view) == 3 and view.dtype == source.dtype
+    np.testing.assert_array_equal(view[np.array([2, 0])], expected[[2, 0]])
+    np.testing.assert_array_equal(view[:, 1], expected[:, 1])
+    np.testing.assert_array_equal(view[1], expected[1])
+    np.testing.assert_array_equal(np.asarray(view, np.float32), expected.astype(np.float32))
+    other = SharedRows(source[:2] + 100, np.array([[1, 1, 0]]))
+    both = SharedRows.concatenate([view, other])
+    np.testing.assert_array_equal(np.asarray(both), np.concatenate([expected, (source[:2] + 100)[[[1, 1, 0]]]]))
+    with pytest.raises(DatasetError, match="outside"):
+        SharedRows(source, np.array([[0, 5]]))

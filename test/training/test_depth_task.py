@@ -31,6 +31,14 @@ def test_distances_select_samples_and_frames_resolve_from_shared_images(dataset)
     assert len(one["frames"]) + one_info["dropped"]["other_distance"] == len(both["frames"])
     assert both["frames"].shape[1:] == (3, 16, 32, 3) and both["depths"].shape[1:] == (3, 16, 32)
     assert both["K"].shape[1:] == (3, 3, 3) and both["relative_poses"].shape[1:] == (2, 4, 4)
+    # each window's frames are the dataset's, and each of the 12 frames is held once
+    from ros2_pose.data.dataset import ArrayDataset
+
+    windows = ArrayDataset(dataset, "train", fields=["frames", "depths"])
+    for i in (0, len(windows) // 2, len(windows) - 1):
+        np.testing.assert_array_equal(both["frames"][i], windows[i]["frames"])
+        np.testing.assert_array_equal(both["depths"][i], windows[i]["depths"])
+    assert len(both["frames"].source) <= 12 < len(both["frames"]) * 3
     # distance-2 windows move farther than distance-1 ones on the same smooth path
     step = lambda arrays: np.linalg.norm(arrays["relative_poses"][:, 1, :3, 3], axis=1).mean()
     only_one, _ = task.load_motion_split(dataset, "train", merge_config(config, {"distances": [1]}))

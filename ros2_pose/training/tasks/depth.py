@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ros2_pose.data.dataset import DatasetError
+from ros2_pose.data.dataset import DatasetError, SharedRows
 from ros2_pose.training.tasks._common import add_training_arguments, dataset_folders
 
 EXTRA_DEFAULTS: dict[str, Any] = {"distances": None, "max_step_m": 0.5, "init_from": None}
@@ -55,9 +55,10 @@ class MotionDataError(DatasetError):
 
 
 def load_motion_split(folder, split: str, config: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The split's samples as in-memory arrays (frames resolved from the shared images), keeping only
-    config's frame distances and samples without a ground-truth jump; (arrays, {"dropped": counts
-    per reason, "distances": the frame distances kept}). `depths` / `relative_poses` are left out
+    """The split's samples as arrays, keeping only config's frame distances and samples without a
+    ground-truth jump; (arrays, {"dropped": counts per reason, "distances": the frame distances
+    kept}). Frames and depth are SharedRows over this split's frames: each frame is read into memory
+    once, however many windows use it. `depths` / `relative_poses` are left out
     when the dataset was built without them (and refused when config's mode needs them)."""
     from ros2_pose.data.dataset import ArrayDataset
 
@@ -96,7 +97,13 @@ def load_motion_split(folder, split: str, config: dict[str, Any]) -> tuple[dict[
         reference = dataset.references[name]
         ids = np.asarray(dataset.arrays[reference["index"]][rows])
         shared = dataset.arrays[reference["source"]]
-        arrays[name] = np.asarray(shared[ids.ravel()]).reshape(*ids.shape, *shared.shape[1:])
+        if name == "K":  # 36 bytes a frame: gathered now
+            arrays[name] = np.asarray(shared[ids.ravel()]).reshape(*ids.shape, *shared.shape[1:])
+            continue
+        # images and depth stay shared between the windows that use them (see SharedRows), and only
+        # this split's frames are read into memory
+        used, index = np.unique(ids, return_inverse=True)
+        arrays[name] = SharedRows(np.asarray(shared[used]), index.reshape(ids.shape))
     if has_pose:
         arrays["relative_poses"] = np.asarray(dataset.arrays["relative_poses"][rows], np.float32)
     distances = sorted(set(np.asarray(dataset.arrays["distance"][rows]).tolist()))
@@ -120,7 +127,8 @@ def load_motion_splits(folders: list[str], split: str, config: dict[str, Any]
             raise MotionDataError(f"{folder}'s samples are {arrays['frames'].shape[1:]} (frames x H x W x 3) but "
                                   f"{first_folder}'s {first['frames'].shape[1:]}: build them with one --image-size "
                                   "and --frames-per-sample")
-    arrays = {name: np.concatenate([a[name] for _, a, _ in parts]) for name in first}
+    arrays = {name: SharedRows.concatenate([a[name] for _, a, _ in parts]) if isinstance(first[name], SharedRows)
+              else np.concatenate([a[name] for _, a, _ in parts]) for name in first}
     dropped = {reason: sum(info["dropped"][reason] for _, _, info in parts) for reason in parts[0][2]["dropped"]}
     distances = sorted(set().union(*(info["distances"] for _, _, info in parts)))
     return arrays, {"dropped": dropped, "distances": distances}
