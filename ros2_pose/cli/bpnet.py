@@ -95,8 +95,11 @@ def run_train(args) -> int:
     try:
         config = load_config(args.experiment_spec_file, DEFAULTS)
         base = Path(args.experiment_spec_file).parent
-        if config["data"] and not Path(config["data"]).is_absolute():
-            config["data"] = str(base / config["data"])
+        if config["data"]:  # one folder or a list, relative to the spec's folder
+            from ros2_pose.training.bodypose import dataset_folders
+
+            folders = [f if Path(f).is_absolute() else str(base / f) for f in dataset_folders(config["data"])]
+            config["data"] = folders[0] if isinstance(config["data"], (str, Path)) else folders
         if config["pretrained_weights"]:  # a shipped model's name or a path inside the spec's folder
             config["pretrained_weights"] = str(resolve_config_model(config["pretrained_weights"], base,
                                                                  key="pretrained_weights"))

@@ -45,7 +45,7 @@ ARCHITECTURE = "ros2_pose.models.bodypose:BodyPoseNet"
 SAMPLE_FIELDS = ["image", "unlabeled_mask", "keypoints", "num_people", "center", "person_height", "image_size"]
 
 DEFAULTS: dict[str, Any] = {
-    "data": "",                       # dataset folder from `bpnet dataset_convert`
+    "data": "",                       # dataset folder from `bpnet dataset_convert`, or a list of them
     "num_epoch": 100,
     "checkpoint_n_epoch": 5,
     "max_ckpt_to_keep": 100,
@@ -119,13 +119,23 @@ def regularization(model: torch.nn.Module, kind: str, kernel_factor: float, bias
     return total
 
 
-class BodyPoseSamples:
-    """Training samples of a dataset split turned into (input, heatmaps, pafs, mask) arrays."""
+def dataset_folders(data) -> list[str]:
+    """config `data` as a list of `bpnet dataset_convert` folders (one folder or a list of them)."""
+    folders = [data] if isinstance(data, (str, Path)) else list(data or [])
+    if not folders or not all(isinstance(f, (str, Path)) and str(f) for f in folders):
+        raise ConfigError(f"data must be a `bpnet dataset_convert` folder or a list of them, got {data!r}")
+    return [str(f) for f in folders]
 
-    def __init__(self, folder: str | Path, split: str, config: dict, augment: bool):
+
+class BodyPoseSamples:
+    """Training samples of a dataset split (of one or several dataset folders, in order) turned
+    into (input, heatmaps, pafs, mask) arrays."""
+
+    def __init__(self, folders: str | Path | list, split: str, config: dict, augment: bool):
         from ros2_pose.data.dataset import ArrayDataset
 
-        self.dataset = ArrayDataset(folder, split, fields=SAMPLE_FIELDS)
+        self.datasets = [ArrayDataset(folder, split, fields=SAMPLE_FIELDS) for folder in dataset_folders(folders)]
+        self._starts = np.cumsum([0] + [len(d) for d in self.datasets])
         loader = config["dataloader"]
         self.output_hw = (int(loader["image_dims"]["height"]), int(loader["image_dims"]["width"]))
         if any(v % BodyPoseNet.STRIDE for v in self.output_hw):
@@ -140,10 +150,17 @@ class BodyPoseSamples:
         self.seed = int(config["random_seed"])
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return int(self._starts[-1])
+
+    def item(self, index: int) -> dict[str, np.ndarray]:
+        """Sample `index` counted over the datasets in order."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} outside 0..{len(self) - 1}")
+        k = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.datasets[k][index - int(self._starts[k])]
 
     def sample(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        item = self.dataset[index]
+        item = self.item(index)
         height, width = (int(v) for v in item["image_size"])
         people = item["keypoints"][:int(item["num_people"])]
         rng = np.random.default_rng([self.seed, epoch, index])  # same augmentation after a resume
@@ -278,7 +295,7 @@ def train_bodypose(config: dict, folder: str | Path, progress: Callable[[str], N
     from ros2_pose.deploy.model_spec import write_model_folder
 
     if not config["data"]:
-        raise ConfigError("no dataset: set `data` to a `bpnet dataset_convert` output folder")
+        raise ConfigError("no dataset: set `data` to a `bpnet dataset_convert` output folder (or a list of them)")
     seed_everything(int(config["random_seed"]))
     run = TrainingRun(Path(folder), config, monitor="val_loss", mode="min")
     state = run.start(resume=True)

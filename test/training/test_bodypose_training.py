@@ -102,3 +102,22 @@ def test_pretrained_graph_loading(tmp_path):
     config.update(pretrained_weights=str(first / "model"), load_graph=True)
     model = train_bodypose(config, tmp_path / "second", progress=lambda _: None)
     assert isinstance(model, BodyPoseNet)
+
+
+def test_several_datasets_train_together_in_order(tmp_path):
+    from ros2_pose.training.bodypose import BodyPoseSamples
+
+    first, second = make_dataset(tmp_path / "a", images=3), make_dataset(tmp_path / "b", images=2)
+    config = dict(tiny_config(first, 1), data=[str(first), str(second)])
+    both = BodyPoseSamples(config["data"], "train", config, augment=False)
+    one = BodyPoseSamples(str(second), "train", config, augment=False)
+    assert len(both) == 5 and len(one) == 2
+    np.testing.assert_array_equal(both.item(3)["image"], one.item(0)["image"])
+    for image, expected in zip(both.sample(4, 0), one.sample(1, 0)):
+        np.testing.assert_array_equal(image, expected)
+    with pytest.raises(IndexError):
+        both.item(5)
+    with pytest.raises(ConfigError, match="list of them"):
+        BodyPoseSamples([str(first), 3], "train", config, augment=False)
+    train_bodypose(config, tmp_path / "run", progress=lambda _: None)
+    assert (tmp_path / "run" / "model" / "model.pt").is_file()
