@@ -7,7 +7,7 @@ import yaml
 from ros2_pose.data.body_dataset import load_dataset_spec
 from ros2_pose.pipelines.body_pose import BodyPoseInferenceConfig
 from ros2_pose.resources import package_share
-from ros2_pose.training.bodypose import DEFAULTS
+from ros2_pose.training.bodypose import DEFAULTS, dataset_folders
 from ros2_pose.training.run import ConfigError, load_config, resolve_config_model
 
 SPECS = package_share() / "config" / "bpnet"
@@ -16,7 +16,7 @@ SPECS = package_share() / "config" / "bpnet"
 @pytest.mark.parametrize("name", sorted(p.name for p in SPECS.glob("train*.yaml")))
 def test_training_specs_load(name):
     config = load_config(SPECS / name, DEFAULTS)
-    assert config["num_epoch"] >= 1 and config["data"]
+    assert config["num_epoch"] >= 1 and dataset_folders(config["data"])
 
 
 def test_the_stage_two_spec_starts_from_the_model_beside_it(tmp_path):
