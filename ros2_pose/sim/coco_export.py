@@ -13,6 +13,7 @@ People with no labelled keypoint (num_keypoints 0) keep their box and mask, as i
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -218,23 +219,31 @@ def coco_from_bag(bags: str | Path | Sequence[str | Path], out_dir: str | Path, 
                                         None if objects is None else objects == person.person_id))
         writer.add(rgb, records)
 
+    created = not Path(out_dir).exists()
+    images_created = not (Path(out_dir) / "images").exists()
     writer = CocoWriter(out_dir, image_format, segmentation)
-    for path in paths:
-        waiting: dict[tuple[int, int], dict] = {}
-        for message in iter_messages(path, topics):
-            counts[message.topic] += 1
-            stamp = _stamp(message.msg)
-            frame = waiting.setdefault(stamp, {})
-            frame[message.topic] = message.msg
-            if len(frame) == len(topics):
-                write_frame(writer, waiting.pop(stamp))
-        # Frames whose segmentation never came keep their boxes (as in a bag without the topic).
-        for stamp in sorted(waiting):
-            if image_topic in waiting[stamp] and skeleton_topic in waiting[stamp]:
-                write_frame(writer, waiting[stamp])
-    if not writer.images:
-        raise CocoExportError(f"no {image_topic} image shares a header stamp with a {skeleton_topic} message "
-                              f"in {[str(p) for p in paths]} ({counts[image_topic]} images, "
-                              f"{counts[skeleton_topic]} skeletons)")
+    try:
+        for path in paths:
+            waiting: dict[tuple[int, int], dict] = {}
+            for message in iter_messages(path, topics):
+                counts[message.topic] += 1
+                stamp = _stamp(message.msg)
+                frame = waiting.setdefault(stamp, {})
+                frame[message.topic] = message.msg
+                if len(frame) == len(topics):
+                    write_frame(writer, waiting.pop(stamp))
+            # Frames whose segmentation never came keep their boxes (as in a bag without the topic).
+            for stamp in sorted(waiting):
+                if image_topic in waiting[stamp] and skeleton_topic in waiting[stamp]:
+                    write_frame(writer, waiting[stamp])
+        if not writer.images:
+            raise CocoExportError(f"no {image_topic} image shares a header stamp with a {skeleton_topic} message "
+                                  f"in {[str(p) for p in paths]} ({counts[image_topic]} images, "
+                                  f"{counts[skeleton_topic]} skeletons)")
+    except BaseException:
+        # a failed export leaves nothing that looks like a dataset: what this call created goes
+        if created or images_created:
+            shutil.rmtree(writer.out_dir if created else writer.out_dir / "images", ignore_errors=True)
+        raise
     writer.close()
     return writer.out_dir / ANNOTATION_FILE

@@ -116,3 +116,28 @@ def test_bags_with_the_same_stamps_keep_all_their_frames(frames, tmp_path):
     assert per_image == people + people[1:] + people[:1]
     last = [a for a in data["annotations"] if a["image_id"] == data["images"][-1]["id"]]
     assert last and all(len(a["segmentation"]) == 1 and len(a["segmentation"][0]) == 8 for a in last)
+
+
+def test_a_bag_without_pairs_is_refused_and_leaves_no_folder(frames, tmp_path):
+    bag_messages = pytest.importorskip("ros2_pose.data.bag_messages")
+    from ros2_pose.data.bags import BagWriter
+
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as writer:  # skeletons stamped 1 ns after their images: nothing pairs
+        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
+        writer.add_topic("/ground_truth/skeletons", "ros2_pose_msgs/msg/SkeletonArray")
+        for i, frame in enumerate(frames):
+            stamp = (i + 1) * 33_000_000
+            writer.write("/camera/image_raw", bag_messages.image_msg(frame.rgb, "rgb8", stamp, "cam"), stamp)
+            writer.write("/ground_truth/skeletons", bag_messages.skeleton_array_msg(
+                frame.skeletons, frame.skeleton_joint_names, frame.skeleton_limbs, stamp + 1, "cam"), stamp + 1)
+    with pytest.raises(coco_export.CocoExportError, match="shares a header stamp"):
+        coco_export.coco_from_bag(bag, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    with pytest.raises(coco_export.CocoExportError):
+        coco_export.coco_from_bag(bag, existing)
+    assert (existing / "keep.txt").is_file()  # a folder the user gave is not removed
+    assert not (existing / "images").exists()
