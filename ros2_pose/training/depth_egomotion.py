@@ -30,6 +30,7 @@ from ros2_pose.evaluation.depth_metrics import evaluate_depth, relative_motion_e
 from ros2_pose.geometry.warping import se3_from_6dof
 from ros2_pose.losses.photometric import multi_scale_photometric_loss, photometric_reprojection_loss
 from ros2_pose.models.depth_egomotion import DepthNet, PoseFromDepthFeatures, PoseNet, disparity_to_depth
+from ros2_pose.training.augment import photometric_augment
 from ros2_pose.training.loop import fit
 
 MODES = ("self_supervised", "supervised", "pose_from_depth_features")
@@ -52,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "loss": {"ssim_weight": 0.85, "smoothness_weight": 1.0e-3, "automask": True, "pose_rotation_weight": 1.0},
     "optimizer": {"lr": 2.0e-4, "weight_decay": 0.0},
     "eval": {"min_depth": 0.1, "max_depth": 20.0, "batch_size": 32},
+    # strength of the lighting change drawn per training sample (photometric_augment; shared by the
+    # sample's frames): brightness and contrast +-40 % x strength, colour gain +-15 % x strength
+    "augment": 0.0,
 }
 
 
@@ -140,10 +144,15 @@ def _check_arrays(arrays: dict[str, np.ndarray], need: tuple[str, ...], name: st
 
 
 class SampleBatcher:
-    """Turns rows of the arrays into target/sources tensors, K and ground truth for one batch."""
+    """Turns rows of the arrays into target/sources tensors, K and ground truth for one batch;
+    with `augment` > 0 each sample's frames get one random lighting change (photometric_augment)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], target_index: int | None):
+    def __init__(self, arrays: dict[str, np.ndarray], target_index: int | None, augment: float = 0.0,
+                 generator: torch.Generator | None = None):
         self.arrays = arrays
+        self.augment, self.generator = float(augment), generator
+        if self.augment > 0 and generator is None:
+            raise ValueError("augment > 0 needs a torch.Generator")
         self.frames_per_sample = arrays["frames"].shape[1]
         self.target = self.frames_per_sample // 2 if target_index is None else int(target_index)
         if not 0 <= self.target < self.frames_per_sample:
@@ -152,7 +161,7 @@ class SampleBatcher:
 
     def __call__(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         frames = torch.from_numpy(np.ascontiguousarray(self.arrays["frames"][idx])).permute(0, 1, 4, 2, 3)
-        frames = frames.float().div_(255.0)
+        frames = photometric_augment(frames.float().div_(255.0), self.generator, self.augment)
         batch = {"target": frames[:, self.target], "sources": frames[:, self.sources],
                  "K": torch.from_numpy(np.asarray(self.arrays["K"][idx][:, self.target], np.float32))}
         if "depths" in self.arrays:
@@ -340,7 +349,8 @@ def train_depth_egomotion(train_arrays: dict[str, np.ndarray], val_arrays: dict[
 
             raise ConfigError(f"init_from {name}: its weights do not fit this run's {name} network "
                               f"({frames_per_sample - 1} source frames): {exc}") from None
-    batcher = SampleBatcher(train_arrays, config["target_index"])
+    batcher = SampleBatcher(train_arrays, config["target_index"], config["augment"],
+                            torch.Generator().manual_seed(int(config["seed"])))
 
     def step(idx):
         model.train()

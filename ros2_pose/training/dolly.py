@@ -15,6 +15,7 @@ from torch import nn
 from ros2_pose.geometry.transforms import matrix_from_rotation_6d_torch, rotation_error_deg
 from ros2_pose.codecs.center_heatmap import decode_best_box, encode_targets
 from ros2_pose.models.center_detector import CenterDetector, focal_loss
+from ros2_pose.training.augment import photometric_augment
 from ros2_pose.training.loop import fit
 from ros2_pose.training.run import initial_model
 from ros2_pose.codecs.dolly_pose import (CROP_SIZE, MASK_SIZE, allocentric_from_camera_rotation,
@@ -44,24 +45,6 @@ def pose_targets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "center_crop": center_crop_target(translation, K_crop).astype(np.float32),
         "log_depth_ratio": depth_ratio_target(translation[:, 2], K_crop[:, 0, 0]).astype(np.float32)[:, None],
     }
-
-
-def photometric_augment(images: torch.Tensor, generator: torch.Generator, strength: float) -> torch.Tensor:
-    """Per-image brightness, contrast, colour gain and noise (N x 3 x H x W in [0, 1]).
-
-    No geometric augmentation: flips and rotations would change the pose the crop shows.
-    """
-    if strength <= 0:
-        return images
-    n = images.shape[0]
-    shape = (n, 1, 1, 1)
-    brightness = 1 + strength * (torch.rand(shape, generator=generator) * 0.8 - 0.4)
-    contrast = 1 + strength * (torch.rand(shape, generator=generator) * 0.8 - 0.4)
-    gain = 1 + strength * (torch.rand((n, 3, 1, 1), generator=generator) * 0.3 - 0.15)
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    out = ((images - mean) * contrast + mean) * brightness * gain
-    out = out + strength * 0.03 * torch.randn(images.shape, generator=generator)
-    return out.clamp(0.0, 1.0)
 
 
 def to_image_tensor(uint8_images: np.ndarray) -> torch.Tensor:

@@ -43,7 +43,7 @@ from ros2_pose.losses.keypoints import heatmap_loss
 from ros2_pose.models.keypoint_backbones import HigherHRNet, HRNet, StackedHourglass
 from ros2_pose.pipelines.drone import (CropSettings, DroneModelInfo, PnPSettings, crop_around_box,
                                        decode_crop_keypoints, network_input, solve_drone_pose)
-from ros2_pose.training.dolly import photometric_augment
+from ros2_pose.training.augment import photometric_augment
 from ros2_pose.training.loop import fit
 
 BACKBONES = {"hourglass": StackedHourglass, "hrnet": HRNet, "higherhrnet": HigherHRNet}

@@ -52,6 +52,22 @@ def test_arrays_from_sim_frames_follow_the_motion_dataset_layout(arrays):
         de.SampleBatcher(train, 3)
 
 
+def test_augmented_batches_change_the_lighting_of_a_whole_window_only(arrays):
+    train, _ = arrays
+    plain = de.SampleBatcher(train, None)(np.array([0, 1]))
+    lit = de.SampleBatcher(train, None, augment=1.5, generator=torch.Generator().manual_seed(0))(np.array([0, 1]))
+    assert lit["target"].shape == plain["target"].shape and not torch.allclose(lit["target"], plain["target"])
+    # the same gain on every frame of a window: target and sources brighten or darken together
+    ratio = lambda frames: (frames.mean(dim=(-3, -2, -1)) + 1e-6)
+    target_gain = ratio(lit["target"]) / ratio(plain["target"])
+    source_gain = ratio(lit["sources"]) / ratio(plain["sources"])
+    np.testing.assert_allclose(source_gain.numpy(), target_gain[:, None].expand_as(source_gain).numpy(), rtol=0.03)
+    for key in ("K", "depth", "T_target_to_sources"):  # geometry is untouched
+        assert torch.equal(lit[key], plain[key])
+    with pytest.raises(ValueError, match="Generator"):
+        de.SampleBatcher(train, None, augment=1.0)
+
+
 def _mean_photometric_error(model, arrays, config):
     """Reprojection error over every validly warped pixel (auto-masking off: the masked mean of the
     training objective is taken over a set of pixels that changes as the networks learn)."""
