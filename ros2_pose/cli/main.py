@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # verb -> (module, one-line help). Modules are imported only when their verb runs or on --help.
