@@ -50,6 +50,15 @@ else
   log "Python packages up to date"
 fi
 
+# --- the ros2-pose command on PATH ---------------------------------------------------------------
+# setup.cfg sends console scripts to lib/ros2_pose (where `ros2 run` and launch files find node
+# executables). pip's legacy editable install (`setup.py develop`, which pip 23 runs for a setup.py project) honours that, so
+# the user-facing `ros2-pose` would be off PATH; PEP 660 editable installs put it in bin/ already.
+if [ ! -x .venv/bin/ros2-pose ] && [ -x .venv/lib/ros2_pose/ros2-pose ]; then
+  ln -sf ../lib/ros2_pose/ros2-pose .venv/bin/ros2-pose
+fi
+command -v ros2-pose >/dev/null || { log "the ros2-pose command was not installed (pip install -e . failed?)"; exit 1; }
+
 # --- fix the wheels' CMake exports (they name the wheel builder's Python paths) ------------------
 PY_INC=$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 NP_INC=$(python -c 'import numpy; print(numpy.get_include())')
