@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ros2_pose.sim.tasks import PRESETS, TASKS
+from ros2_pose.sim.tasks import TASKS
 
 
 def register(parser):
@@ -16,9 +16,10 @@ def register(parser):
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--preset", choices=PRESETS, default="default",
-                        help="domain randomisation ranges; 'ood' lies outside the training ranges; "
-                             "'turning' (motion only): a fast look-around, rotation-dominated motion")
+    parser.add_argument("--preset", default="default",
+                        help="domain randomisation ranges, each task its own: 'default' and 'ood' (outside the "
+                             "training ranges) for every task; 'turning' (motion only): a fast look-around, "
+                             "rotation-dominated motion")
     parser.add_argument("--backend", choices=("auto", "egl", "numpy"), default="auto", help="renderer")
     parser.add_argument("--fps", type=float, default=30.0, help="stamp spacing of the frames")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
@@ -34,7 +35,7 @@ def register(parser):
 
 def run(args) -> int:
     from ros2_pose.data.bags import BagError
-    from ros2_pose.sim.tasks import TaskUnavailableError
+    from ros2_pose.sim.tasks import TaskUnavailableError, check_preset
     from ros2_pose.sim.writer import render_bag
 
     if args.frames < 1 or args.workers < 1 or args.width < 16 or args.height < 16:
@@ -43,6 +44,11 @@ def run(args) -> int:
     if args.sequence_length is not None and (args.task != "motion" or args.sequence_length < 2):
         print("error: --sequence-length is a motion option and needs at least 2 frames", file=sys.stderr)
         return 2
+    try:
+        check_preset(args.task, args.preset)
+    except (ValueError, TaskUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
     options = dict(width=args.width, height=args.height, preset=args.preset, backend=args.backend)
     if args.sequence_length is not None:
         options["sequence_length"] = args.sequence_length

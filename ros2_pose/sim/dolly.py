@@ -129,6 +129,7 @@ class DollyTask:
     """
 
     name = "dolly"
+    presets = DomainRandomization.PRESETS
     class_names = (CLASS_NAME,)
 
     def __init__(self, width: int = 640, height: int = 480, preset: str = "default", backend: str = "auto",

@@ -154,6 +154,7 @@ class DroneTask:
     """
 
     name = "drone"
+    presets = DomainRandomization.PRESETS
     class_names = tuple(MODELS)
 
     def __init__(self, width: int = 640, height: int = 480, preset: str = "default", backend: str = "auto",

@@ -353,6 +353,7 @@ class MotionTask:
     """Consecutive frames of a camera moving through a static textured room (see module doc)."""
 
     name = "motion"
+    presets = tuple(PRESET_CHANGES)
 
     def __init__(self, width: int = 640, height: int = 480, preset: str = "default", backend: str = "auto",
                  config: MotionConfig | None = None, sequence_length: int | None = None):

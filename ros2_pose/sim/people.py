@@ -154,6 +154,7 @@ class PeopleTask:
     """Frames of several people with COCO-17 (+ neck) keypoints, boxes, areas and masks."""
 
     name = "people"
+    presets = DomainRandomization.PRESETS
 
     def __init__(self, width: int = 640, height: int = 480, preset: str = "default", backend: str = "auto",
                  config: PeopleConfig | None = None):

@@ -10,6 +10,7 @@ Every sampler draws only from the `rng` it is given, so frames are reproducible.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -79,13 +80,16 @@ class DomainRandomization:
             defocus_sigma_px=(1.5, 2.5),
         )
 
+    #: The presets `preset` knows: the image tasks (dolly, drone, people) render these.
+    PRESETS: ClassVar[tuple[str, ...]] = ("default", "ood")
+
     @classmethod
     def preset(cls, name: str) -> "DomainRandomization":
         if name == "default":
             return cls()
         if name == "ood":
             return cls.out_of_distribution()
-        raise ValueError(f"unknown randomisation preset {name!r}; expected 'default' or 'ood'")
+        raise ValueError(f"unknown randomisation preset {name!r}; expected one of {cls.PRESETS}")
 
 
 def _uniform(rng: np.random.Generator, r: Range) -> float:

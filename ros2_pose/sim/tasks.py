@@ -1,6 +1,7 @@
 """The synthetic-data tasks `ros2-pose sim <task>` knows, and the frame each one produces.
 
-A task is a class with `__init__(width=640, height=480, preset="default", backend="auto")` and
+A task is a class with `__init__(width=640, height=480, preset="default", backend="auto")`, a
+`presets` tuple (the preset names it renders) and
 `generate(rng: np.random.Generator, index: int) -> SimFrame`. `generate` must draw all its
 randomness from `rng`, so a frame depends only on (seed, index) and not on which worker made it.
 Tasks create their `Renderer` lazily on the first `generate`, inside the process that renders.
@@ -26,7 +27,6 @@ TASKS: dict[str, str] = {
     "people": "ros2_pose.sim.people:PeopleTask",
     "motion": "ros2_pose.sim.motion:MotionTask",
 }
-PRESETS = ("default", "ood", "turning")  # "turning": motion only (sim/motion.py)
 
 
 class TaskUnavailableError(RuntimeError):
@@ -74,6 +74,7 @@ class SimFrame:
 
 class SimTask(Protocol):
     name: str
+    presets: tuple[str, ...]
     width: int
     height: int
 
@@ -98,12 +99,19 @@ def task_class(name: str):
         raise TaskUnavailableError(f"sim task {name!r}: {module_name} defines no {class_name}") from exc
 
 
+def check_preset(name: str, preset: str) -> None:
+    """ValueError unless task `name` renders `preset` (its class's `presets`); callers check before
+    they create a bag or start workers, so a wrong preset leaves nothing behind."""
+    presets = tuple(task_class(name).presets)
+    if preset not in presets:
+        raise ValueError(f"sim task {name!r} renders the presets {', '.join(presets)}; not {preset!r}")
+
+
 def make_task(name: str, width: int = 640, height: int = 480, preset: str = "default",
               backend: str = "auto", sequence_length: int | None = None) -> SimTask:
     """Task `name`'s renderer; `sequence_length` (motion only): frames per room and trajectory
     (default MotionConfig's)."""
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    check_preset(name, preset)
     if sequence_length is None:
         return task_class(name)(width=width, height=height, preset=preset, backend=backend)
     if name != "motion":
@@ -210,7 +218,7 @@ def iter_frames(name: str, count: int, seed: int = 0, workers: int = 1, start: i
     3 * workers frames are in flight, so a slow consumer does not pile frames up in memory."""
     if count < 0 or workers < 1:
         raise ValueError(f"need count >= 0 and workers >= 1, got count={count}, workers={workers}")
-    task_class(name)  # fail in the parent with a clear message if the task is missing
+    check_preset(name, options.get("preset", "default"))  # in the parent: a missing task or preset, clearly
     indices = range(start, start + count)
     if workers == 1:
         task = make_task(name, **options)

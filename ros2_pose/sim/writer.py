@@ -109,9 +109,10 @@ def render_bag(task: str, frames: int, out: str | Path, seed: int = 0, workers: 
     """
     from tqdm import tqdm
 
-    from ros2_pose.sim.tasks import iter_frames, task_class
+    from ros2_pose.sim.tasks import check_preset, iter_frames
 
-    task_class(task)  # before creating the bag: a missing task leaves nothing behind
+    check_preset(task, options.get("preset", "default"))  # before creating the bag: a missing task or preset
+    # leaves nothing behind
     with SimBagWriter(out, storage=storage, fps=fps, overwrite=overwrite, compress=compress, dense=dense) as writer:
         generated = iter_frames(task, frames, seed=seed, workers=workers, **options)
         for index, frame in tqdm(generated, total=frames, desc=f"sim {task}", unit="frame", disable=not progress):

@@ -172,3 +172,19 @@ def test_sequence_length_option_reaches_the_task_in_every_worker():
     assert make_task("motion", 48, 36).config.sequence_length == motion.MotionConfig().sequence_length
     with pytest.raises(ValueError, match="motion option"):
         make_task("drone", 48, 36, sequence_length=2)
+
+
+def test_presets_belong_to_their_task_and_a_wrong_one_leaves_no_bag(tmp_path, capsys):
+    from ros2_pose.cli.main import main
+    from ros2_pose.sim.tasks import TASKS, task_class
+    from ros2_pose.sim.writer import render_bag
+
+    assert {name: task_class(name).presets for name in TASKS} == {
+        "dolly": ("default", "ood"), "drone": ("default", "ood"), "people": ("default", "ood"),
+        "motion": ("default", "ood", "turning")}
+    with pytest.raises(ValueError, match="sim task 'people' renders the presets default, ood; not 'turning'"):
+        render_bag("people", 2, tmp_path / "bag", preset="turning", progress=False)
+    assert not (tmp_path / "bag").exists()
+    assert main(["sim", "dolly", "--frames", "2", "--out", str(tmp_path / "cli_bag"), "--preset", "turning"]) == 2
+    assert "sim task 'dolly' renders the presets default, ood; not 'turning'" in capsys.readouterr().err
+    assert not (tmp_path / "cli_bag").exists()
