@@ -159,12 +159,14 @@ def _check_frames(target: torch.Tensor, sources: torch.Tensor, num_sources: int)
 
 
 class _PoseHead(nn.Module):
-    """Feature map -> convs -> global average -> N x num_sources x 6, scaled by POSE_SCALE."""
+    """Feature map -> convs (`downsample` of them strided, halving the map each) -> global average
+    -> N x num_sources x 6, scaled by POSE_SCALE."""
 
-    def __init__(self, in_channels: int, width: int, num_sources: int):
+    def __init__(self, in_channels: int, width: int, num_sources: int, downsample: int = 0):
         super().__init__()
         self.num_sources = num_sources
-        self.body = nn.Sequential(_conv(in_channels, width, kernel=1), _conv(width, width), _conv(width, width))
+        strided = [_conv(width, width, stride=2) for _ in range(downsample)]
+        self.body = nn.Sequential(_conv(in_channels, width, kernel=1), *strided, _conv(width, width), _conv(width, width))
         self.out = nn.Conv2d(width, 6 * num_sources, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -205,25 +207,38 @@ class PoseNet(nn.Module):
 
 
 class PoseFromDepthFeatures(nn.Module):
-    """A frozen DepthNet encoder's deepest features of every frame, concatenated -> pose head.
+    """A frozen DepthNet encoder's features of every frame at stage `feature_level`, concatenated
+    -> pose head.
 
-    Build it with ``from_depth_net`` to copy and freeze a trained depth encoder; the plain
+    `feature_level` is the encoder stage the head taps: None (default) the deepest, k for stage k
+    (1/2^(k+1) of the input). The seed tapped its depth network "from a suitable point": a
+    shallower stage keeps the resolution at which frame-to-frame motion is a pixel or more, and the
+    head halves the map with strided convolutions down to the deepest stage's size before it
+    averages. Build it with ``from_depth_net`` to copy and freeze a trained depth encoder; the plain
     constructor (same ``channels`` as that DepthNet) exists so model.yaml can rebuild it.
     """
 
-    def __init__(self, num_sources: int = 1, channels: Sequence[int] = (16, 32, 64, 128, 256), head_width: int = 128):
+    def __init__(self, num_sources: int = 1, channels: Sequence[int] = (16, 32, 64, 128, 256), head_width: int = 128,
+                 feature_level: int | None = None):
         super().__init__()
         if num_sources < 1:
             raise ValueError(f"num_sources must be >= 1, got {num_sources}")
         self.num_sources = int(num_sources)
         self.depth_encoder = ConvEncoder(3, channels)
-        self.head = _PoseHead(self.depth_encoder.channels[-1] * (self.num_sources + 1), head_width, self.num_sources)
+        levels = len(self.depth_encoder.channels)
+        self.feature_level = levels - 1 if feature_level is None else int(feature_level)
+        if not 0 <= self.feature_level < levels:
+            raise ValueError(f"feature_level must be in 0..{levels - 1} (encoder stages), got {feature_level}")
+        tapped = self.depth_encoder.channels[self.feature_level]
+        self.head = _PoseHead(tapped * (self.num_sources + 1), head_width, self.num_sources,
+                              downsample=levels - 1 - self.feature_level)
         _initialize(self.head, outputs=[self.head.out])
         self.freeze_encoder()
 
     @classmethod
-    def from_depth_net(cls, depth_net: DepthNet, num_sources: int = 1, head_width: int = 128) -> "PoseFromDepthFeatures":
-        model = cls(num_sources, depth_net.encoder.channels, head_width)
+    def from_depth_net(cls, depth_net: DepthNet, num_sources: int = 1, head_width: int = 128,
+                       feature_level: int | None = None) -> "PoseFromDepthFeatures":
+        model = cls(num_sources, depth_net.encoder.channels, head_width, feature_level)
         model.depth_encoder.load_state_dict(depth_net.encoder.state_dict())
         return model
 
@@ -241,6 +256,7 @@ class PoseFromDepthFeatures(nn.Module):
         _check_frames(target, sources, self.num_sources)
         self.depth_encoder.check_input(target, "target")
         n = target.shape[0]
-        frames = (torch.cat([target[:, None], sources], dim=1).flatten(0, 1) - _MEAN) / _STD
-        deepest = self.depth_encoder(frames)[-1]
-        return {"pose": self.head(deepest.view(n, -1, *deepest.shape[-2:]))}
+        tapped = (torch.cat([target[:, None], sources], dim=1).flatten(0, 1) - _MEAN) / _STD
+        for stage in self.depth_encoder.stages[:self.feature_level + 1]:  # the stages below are not needed
+            tapped = stage(tapped)
+        return {"pose": self.head(tapped.view(n, -1, *tapped.shape[-2:]))}

@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "target_index": None,                # None: the middle frame of each sample
     "depth_model": {"channels": [16, 32, 64, 128, 256], "num_scales": 4, "min_depth": 0.1, "max_depth": 20.0},
     "pose_model": {"fusion": "early", "channels": [16, 32, 64, 128, 256], "head_width": 128},
+    # pose_from_depth_features: the encoder stage whose features the pose head taps (0 = the
+    # finest; None = the deepest), see PoseFromDepthFeatures
+    "depth_feature_level": None,
     # pose_rotation_weight: the rotation term of the ground-truth pose loss (supervised_pose_loss)
     "loss": {"ssim_weight": 0.85, "smoothness_weight": 1.0e-3, "automask": True, "pose_rotation_weight": 1.0},
     "optimizer": {"lr": 2.0e-4, "weight_decay": 0.0},
@@ -87,7 +90,8 @@ def build_model(config: dict[str, Any], num_sources: int, depth_state: dict | No
         depth.load_state_dict(depth_state)
         for parameter in depth.parameters():
             parameter.requires_grad_(False)
-        pose = PoseFromDepthFeatures.from_depth_net(depth, num_sources, config["pose_model"]["head_width"])
+        pose = PoseFromDepthFeatures.from_depth_net(depth, num_sources, config["pose_model"]["head_width"],
+                                                    config["depth_feature_level"])
         return DepthEgoMotionModel(depth, pose)
     return DepthEgoMotionModel(depth, PoseNet(num_sources, **config["pose_model"]))
 

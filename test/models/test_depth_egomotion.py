@@ -92,7 +92,29 @@ def test_pose_from_depth_features_trains_only_its_head():
     assert trainable and sum(p.numel() for p in trainable) == sum(p.numel() for p in head.head.parameters())
 
 
-@pytest.mark.parametrize("which", ["depth", "pose_late", "pose_from_depth"])
+def test_pose_from_depth_features_taps_the_chosen_encoder_stage():
+    depth_net = DepthNet(TINY)
+    levels = len(depth_net.encoder.channels)
+    deepest = PoseFromDepthFeatures.from_depth_net(depth_net, 2, 16)
+    assert deepest.feature_level == levels - 1
+    assert deepest.head.body[0][0].in_channels == 3 * TINY[-1]
+    shallow = PoseFromDepthFeatures.from_depth_net(depth_net, 2, 16, feature_level=1)
+    assert shallow.head.body[0][0].in_channels == 3 * TINY[1]
+    # the head halves the stage-1 map down to the deepest stage's size before averaging
+    strided = [m for m in shallow.head.body.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == levels - 2
+    target, sources = _images(2, 4), _images(4, 5).view(2, 2, 3, 48, 64)
+    assert shallow(target, sources)["pose"].shape == (2, 2, 6)
+    # its output depends on the tapped stage only: changing a deeper stage's weights changes nothing
+    before = shallow(target, sources)["pose"]
+    with torch.no_grad():
+        shallow.depth_encoder.stages[-1][0][0].weight.add_(1.0)
+    torch.testing.assert_close(shallow(target, sources)["pose"], before)
+    with pytest.raises(ValueError, match="feature_level must be in 0..3"):
+        PoseFromDepthFeatures(1, TINY, 16, feature_level=levels)
+
+
+@pytest.mark.parametrize("which", ["depth", "pose_late", "pose_from_depth", "pose_from_depth_stage1"])
 def test_networks_export_to_onnx_with_parity(tmp_path, which):
     pytest.importorskip("onnxruntime")
     from ros2_pose.deploy.export import check_parity, export_onnx
@@ -102,7 +124,8 @@ def test_networks_export_to_onnx_with_parity(tmp_path, which):
         model, outputs = DepthNet(TINY, num_scales=2), ["depth", "disparity", "disparity_1"]
         inputs = lambda n: {"image": _images(n, n)}
     else:
-        model = PoseNet(2, "late", TINY, 16) if which == "pose_late" else PoseFromDepthFeatures(2, TINY, 16)
+        model = {"pose_late": PoseNet(2, "late", TINY, 16), "pose_from_depth": PoseFromDepthFeatures(2, TINY, 16),
+                 "pose_from_depth_stage1": PoseFromDepthFeatures(2, TINY, 16, feature_level=1)}[which]
         outputs = ["pose"]
         inputs = lambda n: {"target": _images(n, n), "sources": _images(2 * n, n + 7).view(n, 2, 3, 48, 64)}
     path = export_onnx(model.eval(), inputs(1), tmp_path / f"{which}.onnx", outputs)

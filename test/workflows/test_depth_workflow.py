@@ -39,7 +39,8 @@ def workflow(tmp_path_factory):
                                         "init_from: {depth: run_late/model_depth, pose: run_late/model_pose}\n")
     assert main(["train", "depth", "--config", str(root / "finetune.yaml"), "--data", str(root / "dataset"),
                  "--out", str(root / "run_finetune"), "--no-export"]) == 0
-    assert main(["train", "depth", "--config", str(root / "tiny.yaml"), "--data", str(root / "dataset"),
+    (root / "features.yaml").write_text(f"epochs: 1\nbatch_size: 4\ndistances: [1]\ndepth_feature_level: 1\n{TINY}")
+    assert main(["train", "depth", "--config", str(root / "features.yaml"), "--data", str(root / "dataset"),
                  "--mode", "pose_from_depth_features", "--depth-from", str(root / "run_supervised"),
                  "--out", str(root / "run_features"), "--no-export"]) == 0
     yield root
@@ -59,6 +60,7 @@ def test_every_mode_writes_a_run_with_both_model_folders(workflow):
     assert late["kwargs"]["fusion"] == "late"
     features = yaml.safe_load((workflow / "run_features" / "model_pose" / "model.yaml").read_text())
     assert features["architecture"].endswith(":PoseFromDepthFeatures")
+    assert features["kwargs"]["feature_level"] == 1  # the config's depth_feature_level, rebuilt from model.yaml
     # the frozen encoder is the supervised run's depth encoder, unchanged by pose training
     depth = torch.load(workflow / "run_supervised" / "model_depth" / "model.pt", weights_only=True)
     pose = torch.load(workflow / "run_features" / "model_pose" / "model.pt", weights_only=True)

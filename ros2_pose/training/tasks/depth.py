@@ -154,8 +154,9 @@ def pose_model_config(config: dict[str, Any], num_sources: int, width: int, heig
     pose_kwargs = config["pose_model"]
     if config["mode"] == "pose_from_depth_features":
         architecture = "ros2_pose.models.depth_egomotion:PoseFromDepthFeatures"
+        level = config["depth_feature_level"]
         kwargs = {"num_sources": num_sources, "channels": [int(c) for c in config["depth_model"]["channels"]],
-                  "head_width": int(pose_kwargs["head_width"])}
+                  "head_width": int(pose_kwargs["head_width"]), "feature_level": None if level is None else int(level)}
     else:
         architecture = "ros2_pose.models.depth_egomotion:PoseNet"
         kwargs = {"num_sources": num_sources, "fusion": pose_kwargs["fusion"],
