@@ -77,15 +77,22 @@ def mask_target(masks_uint8: np.ndarray) -> torch.Tensor:
     return m
 
 
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def predict_poses(model: DollyPoseNet, crops: np.ndarray, box_norm: np.ndarray, K_crop: np.ndarray,
                   batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """(N x 3 x 3 rotations, N x 3 translations) from the torch model, in batches."""
+    """(N x 3 x 3 rotations, N x 3 translations) from the torch model (on its device), in batches."""
     model.eval()
+    device = model_device(model)
     rotations, translations = [], []
     with torch.no_grad():
         for start in range(0, len(crops), batch_size):
             sl = slice(start, start + batch_size)
-            out = model(to_image_tensor(crops[sl]), torch.from_numpy(np.asarray(box_norm[sl], np.float32)))
+            out = model(to_image_tensor(crops[sl]).to(device),
+                        torch.from_numpy(np.asarray(box_norm[sl], np.float32)).to(device))
+            out = {name: value.cpu() for name, value in out.items()}
             rotations.append(camera_rotation_from_allocentric(
                 matrix_from_rotation_6d_torch(out["rotation_6d"]).numpy(), K_crop[sl]))
             translations.append(translation_from_prediction(out["center_crop"].numpy(),
@@ -110,19 +117,21 @@ def summarise_pose_errors(errors: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def train_pose_network(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any],
-                       run, resume_state: dict | None = None,
-                       progress: Callable[[str], None] = print) -> DollyPoseNet:
-    """Train (or continue) the pose network; `run` is a ros2_pose.training.run.TrainingRun."""
-    model = initial_model(config, DollyPoseNet)
+                       run, resume_state: dict | None = None, progress: Callable[[str], None] = print,
+                       device: torch.device = torch.device("cpu")) -> DollyPoseNet:
+    """Train (or continue) the pose network on `device`; `run` is a ros2_pose.training.run.TrainingRun.
+    The arrays stay on the CPU; each batch is augmented there (the same random draws on any device)
+    and then copied to `device`."""
+    model = initial_model(config, DollyPoseNet).to(device)
     generator = torch.Generator().manual_seed(int(config["seed"]))
     targets_all = {k: torch.from_numpy(v) for k, v in pose_targets(train).items()}
     val_K_crop = crop_cameras(val["K"], val["crop_matrix"])
 
     def step(idx):
         crops = photometric_augment(to_image_tensor(train["crop"][idx]), generator, config["augment"])
-        outputs = model(crops, torch.from_numpy(np.asarray(train["box_norm"][idx], np.float32)))
-        masks = mask_target(train["mask"][idx]) if "mask" in train else None
-        return pose_loss(outputs, {k: v[idx] for k, v in targets_all.items()}, masks, config["loss_weights"])
+        outputs = model(crops.to(device), torch.from_numpy(np.asarray(train["box_norm"][idx], np.float32)).to(device))
+        masks = mask_target(train["mask"][idx]).to(device) if "mask" in train else None
+        return pose_loss(outputs, {k: v[idx].to(device) for k, v in targets_all.items()}, masks, config["loss_weights"])
 
     def validate():
         R_pred, t_pred = predict_poses(model, val["crop"], val["box_norm"], val_K_crop)
@@ -165,10 +174,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def evaluate_detector(model: CenterDetector, images: np.ndarray, det_box: np.ndarray, det_valid: np.ndarray,
                       score_threshold: float, batch_size: int = 128) -> dict[str, float]:
     model.eval()
+    device = model_device(model)
     boxes, scores = [], []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            out = model(to_image_tensor(images[start:start + batch_size]))
+            out = model(to_image_tensor(images[start:start + batch_size]).to(device))
+            out = {name: value.cpu() for name, value in out.items()}
             b, s = decode_best_box(out["heatmap_logits"].numpy(), out["size"].numpy(), out["offset"].numpy(),
                                    model.input_size)
             boxes.append(b)
@@ -183,14 +194,16 @@ def evaluate_detector(model: CenterDetector, images: np.ndarray, det_box: np.nda
 
 
 def train_detector(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any], run,
-                   resume_state: dict | None = None, progress: Callable[[str], None] = print) -> CenterDetector:
-    model = initial_model(config, CenterDetector)
+                   resume_state: dict | None = None, progress: Callable[[str], None] = print,
+                   device: torch.device = torch.device("cpu")) -> CenterDetector:
+    """Train (or continue) the detector on `device` (batches made on the CPU, as for the pose network)."""
+    model = initial_model(config, CenterDetector).to(device)
     generator = torch.Generator().manual_seed(int(config["seed"]))
 
     def step(idx):
         images = photometric_augment(to_image_tensor(train["det_image"][idx]), generator, config["augment"])
         targets = detector_batch_targets(train["det_box"][idx], train["det_valid"][idx], model.input_size)
-        return detector_loss(model(images), targets)
+        return detector_loss(model(images.to(device)), {k: v.to(device) for k, v in targets.items()})
 
     def validate():
         return evaluate_detector(model, val["det_image"], val["det_box"], val["det_valid"], config["score_threshold"])

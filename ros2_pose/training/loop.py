@@ -12,6 +12,31 @@ import numpy as np
 import torch
 
 
+#: What `training_device` accepts: "cpu", "cuda", "cuda:N", or "auto" (CUDA when PyTorch sees it).
+DEVICE_CHOICES = "cpu, cuda, cuda:N or auto"
+
+
+def training_device(name: str | None) -> torch.device:
+    """The torch.device a trainer runs on, from `--device`; asking for CUDA where PyTorch sees none
+    is an error here, before any data is loaded, not a silent fall back to a 100x slower CPU run."""
+    name = (name or "cpu").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: expected {DEVICE_CHOICES}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: expected {DEVICE_CHOICES}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: PyTorch sees no CUDA device here (torch {torch.__version__}, "
+                             f"torch.cuda.is_available() is False); train with --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
 #: The phases of one optimisation step, timed by `timed_step` (seed 003's Table 1 columns).
 STEP_PHASES = ("forward", "backward", "optimizer")
 

@@ -24,9 +24,9 @@ def workflow(tmp_path_factory):
     (root / "pose.yaml").write_text("epochs: 1\nbatch_size: 4\nmodel: {width: [4, 4, 8, 8]}\n")
     (root / "detector.yaml").write_text("epochs: 1\nbatch_size: 4\nmodel: {width: 4, input_size: 160}\n")
     assert main(["train", "dolly", "--config", str(root / "pose.yaml"), "--data", str(root / "dataset"),
-                 "--out", str(root / "run_pose")]) == 0
+                 "--out", str(root / "run_pose"), "--device", "auto"]) == 0  # CUDA where there is one
     assert main(["train", "dolly_detector", "--config", str(root / "detector.yaml"), "--data", str(root / "dataset"),
-                 "--out", str(root / "run_detector")]) == 0
+                 "--out", str(root / "run_detector"), "--device", "auto"]) == 0
     return root
 
 

@@ -10,7 +10,7 @@ from ros2_pose.resources import package_share
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, default_config: str,
-                           several_datasets: bool = False) -> None:
+                           several_datasets: bool = False, device: bool = False) -> None:
     parser.add_argument("--config", default=None,
                         help=f"training config YAML (default: {default_config} of the package)")
     if several_datasets:
@@ -21,6 +21,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_config: str,
     parser.add_argument("--out", required=True, help="run folder: config, curves, checkpoints, metrics")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    if device:
+        parser.add_argument("--device", default="cpu",
+                            help="where the network trains: cpu, cuda, cuda:N, or auto (CUDA when available); "
+                                 "the data stays in memory on the CPU, batches are copied over")
     parser.set_defaults(default_config=default_config)
 
 
@@ -87,6 +91,7 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     (<run>/model: model.pt, model.yaml, model.onnx with its ONNX Runtime parity) ready to ship.
     `finish_model_folder(folder, config, train, val)`, when given, then adds the task's own files
     to it, with the splits already in memory."""
+    from ros2_pose.training.loop import training_device
     from ros2_pose.training.run import TrainingRun, load_config, seed_everything
 
     config_path = Path(args.config) if args.config else package_share() / args.default_config
@@ -96,6 +101,12 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     if args.epochs is not None:
         config["epochs"] = args.epochs
     folders = dataset_folders(config["data"])
+    device_options = {}
+    if getattr(args, "device", None) is not None:  # trainers that take --device (add_training_arguments)
+        try:
+            device_options["device"] = training_device(args.device)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
     if config.get("init_from"):
         from ros2_pose.training.run import resolve_config_model
 
@@ -111,7 +122,7 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
     val = load_splits(folders, "val", fields, valid_field, unique_field)
     print(f"training on {len(next(iter(train.values())))} samples, validating on "
           f"{len(next(iter(val.values())))}; run folder {run.folder}")
-    model = train_fn(train, val, config, run, resume_state=resume_state)
+    model = train_fn(train, val, config, run, resume_state=resume_state, **device_options)
     run.plot_curves()
     best = max(run.history, key=lambda r: r[monitor]) if mode == "max" else min(run.history, key=lambda r: r[monitor])
     run.write_metrics({"best_epoch": int(best["epoch"]), **{k: v for k, v in best.items() if k.startswith("val_")}})
@@ -120,6 +131,7 @@ def run_training(args, defaults: dict, fields: list[str], valid_field: str | Non
 
     from ros2_pose.deploy.model_spec import write_model_folder
 
+    model = model.cpu()  # the model folder (weights, ONNX export, parity check) is made on the CPU
     model.load_state_dict(torch.load(run.best_checkpoint, map_location="cpu", weights_only=True)["model"])
     parity = write_model_folder(run.folder / "model", model.eval(), model_config_fn(config["model"]))
     print(f"model folder {run.folder / 'model'} (ONNX Runtime vs PyTorch max abs error: "

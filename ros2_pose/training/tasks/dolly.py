@@ -18,7 +18,7 @@ FIELDS = ["crop", "box_norm", "crop_matrix", "K", "rotation", "translation", "ma
 
 
 def add_arguments(parser):
-    add_training_arguments(parser, default_config="config/train/dolly_pose.yaml", several_datasets=True)
+    add_training_arguments(parser, default_config="config/train/dolly_pose.yaml", several_datasets=True, device=True)
 
 
 def run(args) -> int:

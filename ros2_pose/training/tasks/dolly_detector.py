@@ -18,7 +18,7 @@ FIELDS = ["det_image", "det_box", "det_valid"]
 
 
 def add_arguments(parser):
-    add_training_arguments(parser, default_config="config/train/dolly_detector.yaml", several_datasets=True)
+    add_training_arguments(parser, default_config="config/train/dolly_detector.yaml", several_datasets=True, device=True)
 
 
 def run(args) -> int:
