@@ -111,8 +111,8 @@ def render_bag(task: str, frames: int, out: str | Path, seed: int = 0, workers: 
 
     from ros2_pose.sim.tasks import check_preset, iter_frames
 
-    check_preset(task, options.get("preset", "default"))  # before creating the bag: a missing task or preset
-    # leaves nothing behind
+    # before creating the bag: a missing task or a preset it does not render leaves nothing behind
+    check_preset(task, options.get("preset", "default"))
     with SimBagWriter(out, storage=storage, fps=fps, overwrite=overwrite, compress=compress, dense=dense) as writer:
         generated = iter_frames(task, frames, seed=seed, workers=workers, **options)
         for index, frame in tqdm(generated, total=frames, desc=f"sim {task}", unit="frame", disable=not progress):
