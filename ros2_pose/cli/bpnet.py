@@ -27,6 +27,9 @@ def register(parser) -> None:
     train = sub.add_parser("train", help="train BodyPoseNet (resumes from the results folder's last checkpoint)")
     train.add_argument("-e", "--experiment_spec_file", required=True, help="training spec YAML")
     train.add_argument("-r", "--results_dir", required=True, help="run folder: checkpoints, curves, model/")
+    train.add_argument("--device", default="cpu",
+                       help="where the network trains: cpu, cuda, cuda:N, or auto (CUDA when available); "
+                            "samples are made on the CPU and copied over")
     train.set_defaults(func=run_train)
 
     for name, helptext in (("inference", "detect people in images; writes detection.json"),
@@ -90,9 +93,11 @@ def run_dataset_convert(args) -> int:
 
 def run_train(args) -> int:
     from ros2_pose.training.bodypose import DEFAULTS, train_bodypose
+    from ros2_pose.training.loop import training_device
     from ros2_pose.training.run import ConfigError, load_config, resolve_config_model
 
     try:
+        device = training_device(args.device)  # before anything is read: CUDA where there is none fails here
         config = load_config(args.experiment_spec_file, DEFAULTS)
         base = Path(args.experiment_spec_file).parent
         if config["data"]:  # one folder or a list, relative to the spec's folder
@@ -103,7 +108,7 @@ def run_train(args) -> int:
         if config["pretrained_weights"]:  # a shipped model's name or a path inside the spec's folder
             config["pretrained_weights"] = str(resolve_config_model(config["pretrained_weights"], base,
                                                                  key="pretrained_weights"))
-        train_bodypose(config, args.results_dir)
+        train_bodypose(config, args.results_dir, device=device)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         return _fail(f"train failed: {exc}")
     print(f"model written to {Path(args.results_dir) / 'model'}")

@@ -39,6 +39,7 @@ from ros2_pose.data.body_augment import (SpatialAugmentParams, apply_transform, 
 from ros2_pose.models.bodypose import BodyPoseNet
 from ros2_pose.pipelines.body_pose import normalize_image
 from ros2_pose.sim.skeleton import BODYPOSE18_LIMBS, COCO_KEYPOINTS, coco17_to_bodypose18
+from ros2_pose.training.loop import model_device
 from ros2_pose.training.run import ConfigError, TrainingRun, model_from_folder, seed_everything
 
 ARCHITECTURE = "ros2_pose.models.bodypose:BodyPoseNet"
@@ -107,7 +108,7 @@ def bodypose_loss(stages: list[tuple[torch.Tensor, torch.Tensor]], heatmaps: tor
 def regularization(model: torch.nn.Module, kind: str, kernel_factor: float, bias_factor: float) -> torch.Tensor:
     if kind not in REGULARIZATION_TYPES:
         raise ConfigError(f"regularization_type must be one of {REGULARIZATION_TYPES}, got {kind!r}")
-    total = torch.zeros(())
+    total = torch.zeros((), device=model_device(model))
     for name, param in model.named_parameters():
         factor = kernel_factor if name.endswith("weight") else bias_factor
         if factor == 0:
@@ -176,9 +177,11 @@ class BodyPoseSamples:
                           float(self.labels["paf_ortho_dist_thresh"]), float(self.labels["paf_gaussian_sigma"]))
         return normalize_image(image), heat, paf, unlabeled_people_mask(mask, th, tw)
 
-    def batch(self, indices, epoch: int) -> tuple[torch.Tensor, ...]:
+    def batch(self, indices, epoch: int, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
+        """(image, heatmaps, pafs, mask) tensors of the samples `indices`, made on the CPU and then
+        copied to `device` (default: left on the CPU)."""
         parts = [self.sample(int(i), epoch) for i in indices]
-        return tuple(torch.from_numpy(np.stack(column)) for column in zip(*parts))
+        return tuple(torch.from_numpy(np.stack(column)).to(device) for column in zip(*parts))
 
 
 def make_step(model: BodyPoseNet, samples: BodyPoseSamples, config: dict,
@@ -188,7 +191,7 @@ def make_step(model: BodyPoseNet, samples: BodyPoseSamples, config: dict,
     regularize = not config["load_graph"]
 
     def step(indices):
-        image, heat, paf, mask = samples.batch(indices, epoch_of())
+        image, heat, paf, mask = samples.batch(indices, epoch_of(), model_device(model))
         loss, parts = bodypose_loss(model.forward_stages(image), heat, paf, mask)
         if regularize:
             reg = regularization(model, model_cfg["regularization_type"], float(model_cfg["kernel_regularization_factor"]),
@@ -208,7 +211,7 @@ def make_validate(model: BodyPoseNet, samples: BodyPoseSamples, batch_size: int)
         with torch.no_grad():
             for start in range(0, len(samples), batch_size):
                 indices = range(start, min(len(samples), start + batch_size))
-                image, heat, paf, mask = samples.batch(indices, 0)
+                image, heat, paf, mask = samples.batch(indices, 0, model_device(model))
                 loss, _ = bodypose_loss(model.forward_stages(image), heat, paf, mask)
                 total += float(loss) * len(indices)
                 count += len(indices)
@@ -290,8 +293,10 @@ def model_config_for(model: BodyPoseNet, input_hw: tuple[int, int]):
                        {"image_scale": 256.0, "image_offset": 0.5})
 
 
-def train_bodypose(config: dict, folder: str | Path, progress: Callable[[str], None] = print) -> BodyPoseNet:
-    """Train (resuming automatically from `folder`'s last checkpoint) and write `folder/model/`."""
+def train_bodypose(config: dict, folder: str | Path, progress: Callable[[str], None] = print,
+                   device: torch.device = torch.device("cpu")) -> BodyPoseNet:
+    """Train on `device` (resuming automatically from `folder`'s last checkpoint) and write
+    `folder/model/` (from a CPU copy of the network)."""
     from ros2_pose.deploy.model_spec import write_model_folder
 
     if not config["data"]:
@@ -300,7 +305,8 @@ def train_bodypose(config: dict, folder: str | Path, progress: Callable[[str], N
     run = TrainingRun(Path(folder), config, monitor="val_loss", mode="min")
     state = run.start(resume=True)
     model, origin = build_model(config)
-    progress(f"model: {origin}")
+    model = model.to(device)  # before the optimiser is made: its state lives beside the parameters
+    progress(f"model: {origin}{'' if device.type == 'cpu' else f', training on {device}'}")
     train = BodyPoseSamples(config["data"], "train", config, augment=True)
     val = BodyPoseSamples(config["data"], "val", config, augment=False)
     if len(val) == 0:
@@ -350,7 +356,7 @@ def train_bodypose(config: dict, folder: str | Path, progress: Callable[[str], N
             _keep_numbered_checkpoint(run, epoch, int(config["max_ckpt_to_keep"]))
         progress(f"epoch {epoch + 1}/{epochs}  loss {row['train_loss']:.5f}  val {row['val_loss']:.5f}  "
                  f"lr {lr:.2e}{'  *best' if best else ''}")
-    final = copy.deepcopy(model).eval()
+    final = copy.deepcopy(model).cpu().eval()
     write_model_folder(run.folder / "model", final, model_config_for(final, train.output_hw), export=False)
     run.write_metrics({"epochs": epochs, "history": run.history[-1] if run.history else {}})
     return model

@@ -16,7 +16,7 @@ from ros2_pose.geometry.transforms import matrix_from_rotation_6d_torch, rotatio
 from ros2_pose.codecs.center_heatmap import decode_best_box, encode_targets
 from ros2_pose.models.center_detector import CenterDetector, focal_loss
 from ros2_pose.training.augment import photometric_augment
-from ros2_pose.training.loop import fit
+from ros2_pose.training.loop import fit, model_device
 from ros2_pose.training.run import initial_model
 from ros2_pose.codecs.dolly_pose import (CROP_SIZE, MASK_SIZE, allocentric_from_camera_rotation,
                                          camera_rotation_from_allocentric, center_crop_target,
@@ -75,10 +75,6 @@ def mask_target(masks_uint8: np.ndarray) -> torch.Tensor:
     if m.shape[-1] != MASK_SIZE:
         m = nn.functional.adaptive_avg_pool2d(m, MASK_SIZE)
     return m
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def predict_poses(model: DollyPoseNet, crops: np.ndarray, box_norm: np.ndarray, K_crop: np.ndarray,

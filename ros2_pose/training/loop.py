@@ -37,6 +37,11 @@ def training_device(name: str | None) -> torch.device:
     return device
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a network's parameters are: the device its batches are copied to."""
+    return next(model.parameters()).device
+
+
 #: The phases of one optimisation step, timed by `timed_step` (seed 003's Table 1 columns).
 STEP_PHASES = ("forward", "backward", "optimizer")
 

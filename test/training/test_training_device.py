@@ -1,5 +1,5 @@
-"""`--device` of the trainers that take it (dolly pose network and detector): one parser of the
-name, and a loud refusal of CUDA where PyTorch has none, before any data is read."""
+"""`--device` of the trainers that take it (dolly pose network and detector, bpnet): one parser of
+the name, and a loud refusal of CUDA where PyTorch has none, before any data is read."""
 import pytest
 import torch
 
@@ -23,6 +23,9 @@ def test_cuda_without_cuda_is_refused_before_the_run_starts(tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(SystemExit, match="--device cuda: PyTorch sees no CUDA device here"):
         main(["train", "dolly", "--data", str(tmp_path / "no_dataset"), "--out", str(out), "--device", "cuda"])
+    assert not out.exists()
+    assert main(["bpnet", "train", "-e", str(tmp_path / "no_spec.yaml"), "-r", str(out), "--device", "cuda"]) != 0
+    assert "PyTorch sees no CUDA device here" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -58,7 +58,8 @@ def workflow(tmp_path_factory):
     (root / "infer.yaml").write_text(yaml.safe_dump(infer))
     assert main(["bpnet", "dataset_convert", "-d", str(root / "dataset_spec.yaml"), "-o", str(root / "dataset"),
                  "-m", "train", "--generate_masks"]) == 0
-    assert main(["bpnet", "train", "-e", str(root / "train.yaml"), "-r", str(root / "run")]) == 0
+    assert main(["bpnet", "train", "-e", str(root / "train.yaml"), "-r", str(root / "run"),
+                 "--device", "auto"]) == 0  # CUDA where there is one
     assert main(["bpnet", "export", "-m", str(root / "run" / "model"), "-o", str(root / "exported"),
                  "-d", f"{HEIGHT},{WIDTH},3"]) == 0
     return root
