@@ -52,8 +52,9 @@ fi
 
 # --- the ros2-pose command on PATH ---------------------------------------------------------------
 # setup.cfg sends console scripts to lib/ros2_pose (where `ros2 run` and launch files find node
-# executables). pip's legacy editable install (`setup.py develop`, which pip 23 runs for a setup.py project) honours that, so
-# the user-facing `ros2-pose` would be off PATH; PEP 660 editable installs put it in bin/ already.
+# executables). pip's legacy editable install (`setup.py develop`, which pip 23 runs for a setup.py
+# project) honours that, so the user-facing `ros2-pose` would be off PATH; PEP 660 editable
+# installs put it in bin/ already.
 if [ ! -x .venv/bin/ros2-pose ] && [ -x .venv/lib/ros2_pose/ros2-pose ]; then
   ln -sf ../lib/ros2_pose/ros2-pose .venv/bin/ros2-pose
 fi
