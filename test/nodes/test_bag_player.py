@@ -130,6 +130,18 @@ def test_restamp_sets_header_stamps_to_now(graph, bag):
     assert all(before <= s <= time.time_ns() for s in stamps)
 
 
+def test_played_messages_are_acknowledged_before_the_player_goes(graph, bag):
+    """After a bag plays out, wait_until_delivered returns once every subscriber has acknowledged
+    every message: the player's entry points call it before destroying the node, whose writers
+    would otherwise drop the last messages of the bag."""
+    context, executor, listener = graph
+    received = {}
+    player = _start(context, executor, listener, received, bag, rate=10.0)
+    assert player.play_all() == 2 * N + 1  # no spinning here: delivery happens in the middleware
+    assert player.wait_until_delivered(timeout_s=10.0)
+    assert _spin_until(executor, lambda: len(received.get("/chatter", [])) == N)
+
+
 def test_unknown_topics_and_bad_rate_are_refused(graph, bag):
     context, _, _ = graph
     with pytest.raises(MissingTopicError, match="/nope"):
@@ -155,8 +167,9 @@ def test_play_cli_in_a_subprocess(graph, bag):
         time.sleep(0.5)
         future = client.call_async(client.srv_type.Request())
         assert _spin_until(executor, future.done)
-        assert _spin_until(executor, lambda: len(received) == N)
+        ok = _spin_until(executor, lambda: len(received) == N)
         output, _ = proc.communicate(timeout=20)
+        assert ok, (len(received), [m.data for m in received], output)
     finally:
         if proc.poll() is None:
             proc.kill()
